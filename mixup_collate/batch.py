@@ -9,7 +9,8 @@ first, so the host-to-device copy starts from page-locked memory.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Iterator, NamedTuple
+from collections.abc import Iterator
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from torch import Tensor
 

@@ -98,7 +98,9 @@ def mixup_cross_entropy(
 
     expected = (batch, *logits.shape[2:])
     if tuple(y_a.shape) != expected:
-        raise ValueError(f"class-index targets have shape {tuple(y_a.shape)}; logits {tuple(logits.shape)} need {expected}")
+        raise ValueError(
+            f"class-index targets have shape {tuple(y_a.shape)}; logits {tuple(logits.shape)} need {expected}"
+        )
     if w is None:
         nll = -logp.gather(1, y_a.unsqueeze(1)).squeeze(1)
     else:

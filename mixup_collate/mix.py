@@ -73,7 +73,9 @@ def _row_loop(x: Tensor) -> bool:
     return x.device.type == "cpu" and row_bytes >= ROW_LOOP_MIN_BYTES and x.numel() * x.element_size() > CACHE_BYTES
 
 
-def _combine(target: Tensor, own: Tensor, w_own: Tensor, partner: Tensor, w_partner: Tensor, shift: Tensor | None) -> None:
+def _combine(
+    target: Tensor, own: Tensor, w_own: Tensor, partner: Tensor, w_partner: Tensor, shift: Tensor | None
+) -> None:
     """``target = own * w_own + partner * w_partner (+ shift)``; ``target`` may be ``own`` itself."""
     if target.dtype == w_own.dtype:
         torch.mul(own, w_own, out=target)
