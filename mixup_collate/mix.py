@@ -8,12 +8,14 @@ in floating point (``uint8`` input is widened, never rounded back), where the op
 affine map (``scale``, ``shift``, broadcastable to ``S``) folds the ``uint8 -> [0, 1]`` scaling and
 mean/std normalization into the same pass.
 
-Memory traffic is the cost that matters on the CPU. A large batch is mixed one row at a time, so
-each row and its partner are read once from memory and the result written once (1.5x a plain
-copy) instead of the five or more passes of ``lam * x + (1 - lam) * x[perm]``. Given permission
-(``overwrite_input``), the result is written into ``x`` itself, following the permutation's cycles
-with one saved row per cycle, so no fresh memory is allocated (and page-faulted in). Small batches
-that fit in cache, and batches on accelerators, take one vectorised pass instead.
+Memory traffic is the cost that matters on the CPU. The mix is computed in place, in a private copy
+of ``x`` (made while widening ``uint8`` or changing layout) or, given permission
+(``overwrite_input``), in ``x`` itself, so a caller that owns its batch allocates nothing (fresh
+pages cost about twice a copy to fault in). A large batch is mixed one row at a time, following the
+permutation's cycles with one saved row per cycle: each row and its partner are read once from
+memory and the result written once (1.5x a plain copy) instead of the five or more passes of
+``lam * x + (1 - lam) * x[perm]``. Small batches that fit in cache, and batches on accelerators,
+take one vectorised pass instead.
 """
 
 from __future__ import annotations
@@ -59,12 +61,20 @@ def _rows_view(w: Tensor, ndim: int) -> Tensor:
     return w.reshape(w.shape[0], *([1] * (ndim - 1)))
 
 
-def _empty(x: Tensor, dtype: torch.dtype, channels_last: bool) -> Tensor:
+def _memory_format(x: Tensor, channels_last: bool) -> torch.memory_format:
     if not channels_last:
-        return torch.empty(x.shape, dtype=dtype, device=x.device)
+        return torch.contiguous_format
     if x.ndim != 4:
         raise ValueError(f"channels_last needs 4-D (B, C, H, W) inputs, got shape {tuple(x.shape)}")
-    return torch.empty(x.shape, dtype=dtype, device=x.device, memory_format=torch.channels_last)
+    return torch.channels_last
+
+
+def _private_copy(x: Tensor, dtype: torch.dtype, channels_last: bool, overwrite_input: bool) -> Tensor:
+    """``x`` in ``dtype`` and layout, in memory the caller may overwrite (``x`` itself when allowed)."""
+    memory_format = _memory_format(x, channels_last)
+    if overwrite_input and x.dtype == dtype and x.is_contiguous(memory_format=memory_format):
+        return x
+    return x.to(dtype=dtype, memory_format=memory_format, copy=True)
 
 
 def _row_loop(x: Tensor) -> bool:
@@ -73,19 +83,11 @@ def _row_loop(x: Tensor) -> bool:
     return x.device.type == "cpu" and row_bytes >= ROW_LOOP_MIN_BYTES and x.numel() * x.element_size() > CACHE_BYTES
 
 
-def _combine(
-    target: Tensor, own: Tensor, w_own: Tensor, partner: Tensor, w_partner: Tensor, shift: Tensor | None
-) -> None:
-    """``target = own * w_own + partner * w_partner (+ shift)``; ``target`` may be ``own`` itself."""
-    if target.dtype == w_own.dtype:
-        torch.mul(own, w_own, out=target)
-        target.addcmul_(partner, w_partner)
-        if shift is not None:
-            target.add_(shift)
-        return
-    # A low-precision output: accumulate in the weights' dtype and round once.
-    acc = torch.mul(own, w_own).addcmul_(partner, w_partner)
-    target.copy_(acc if shift is None else acc.add_(shift))
+def _combine(target: Tensor, partner: Tensor, w_own: Tensor, w_partner: Tensor, shift: Tensor | None) -> None:
+    """``target = target * w_own + partner * w_partner (+ shift)``, in place."""
+    target.mul_(w_own).addcmul_(partner, w_partner)
+    if shift is not None:
+        target.add_(shift)
 
 
 def _cycles(perm: list[int]) -> list[list[int]]:
@@ -115,7 +117,7 @@ def _mix_rows_in_place(x: Tensor, perm: Tensor, w_own: Tensor, w_partner: Tensor
         first = x[cycle[0]].clone()
         for j, i in enumerate(cycle):
             partner = first if j == len(cycle) - 1 else x[order[i]]
-            _combine(x[i], x[i], w_own[i], partner, w_partner[i], shift)
+            _combine(x[i], partner, w_own[i], w_partner[i], shift)
 
 
 def mix(
@@ -143,26 +145,22 @@ def mix(
 
     Returns:
         ``(B, *S)`` tensor of ``dtype``. NaN and Inf propagate as the formula says (no cleaning).
+        The arithmetic runs in at least float32 and is rounded once to a half-precision ``dtype``.
     """
     _check_batch(x)
     _check_rows(x, perm=perm, lam=lam)
     out_dtype = _out_dtype(x, dtype)
     compute = torch.promote_types(out_dtype, torch.float32)
+    out = _private_copy(x, compute, channels_last, overwrite_input)
     perm = perm.to(x.device)
     lam = lam.to(device=x.device, dtype=compute)
     w_own = _rows_view(lam, x.ndim) * scale
     w_partner = _rows_view(1 - lam, x.ndim) * scale
-    in_place = overwrite_input and x.dtype == out_dtype == compute and not channels_last
-    if in_place and _row_loop(x):
-        _mix_rows_in_place(x, perm, w_own, w_partner, shift)
-        return x
-    out = x if in_place else _empty(x, out_dtype, channels_last)
-    if _row_loop(x):
-        for i, p in enumerate(perm.tolist()):
-            _combine(out[i], x[i], w_own[i], x[p], w_partner[i], shift)
+    if _row_loop(out):
+        _mix_rows_in_place(out, perm, w_own, w_partner, shift)
     else:
-        _combine(out, x, w_own, x.index_select(0, perm), w_partner, shift)
-    return out
+        _combine(out, out.index_select(0, perm), w_own, w_partner, shift)
+    return out.to(out_dtype)
 
 
 def transform(
@@ -177,16 +175,12 @@ def transform(
     """The conversion :func:`mix` applies, without mixing: ``out = x * scale + shift`` (for evaluation)."""
     _check_batch(x)
     out_dtype = _out_dtype(x, dtype)
-    if overwrite_input and x.dtype == out_dtype and not channels_last:
-        out = x
-    else:
-        out = _empty(x, out_dtype, channels_last)
-        out.copy_(x)
+    out = _private_copy(x, torch.promote_types(out_dtype, torch.float32), channels_last, overwrite_input)
     if not (isinstance(scale, float) and scale == 1.0):
         out.mul_(scale)
     if shift is not None:
         out.add_(shift)
-    return out
+    return out.to(out_dtype)
 
 
 def pair(
