@@ -1,0 +1,305 @@
+"""Loader throughput: one-loader mixup on the device against two-loader mixup and the peers.
+
+    python benchmarks/loader_throughput.py            # the full grid (about 5 minutes on 2 cores)
+    python benchmarks/loader_throughput.py --help
+
+Every strategy iterates the same map-style dataset and ends with the same product: a float32
+mixed batch (values in [0, 1]) on the device, consumed as a training step would (a reduction that
+forces the result). Two pipelines:
+
+* ``decode``: JPEG bytes made at start-up, decoded and augmented per sample (random resized crop,
+  flip): the cost of an ImageNet-style input pipeline.
+* ``memory``: a CIFAR-style in-memory uint8 array, random crop with padding and flip per sample:
+  cheap samples, so collate and mix costs show.
+
+Strategies run interleaved over rounds (A B C ... A B C ...); each is timed per round and the
+median reported, with ratios against ``plain`` (no mixup) and ``two_loader`` (the paper's recipe).
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import os
+import sys
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image
+from torch.utils.data import DataLoader, Dataset, default_collate
+from torchvision.transforms import v2
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _common import RESULTS, interleaved, machine, pick_device, summary, table, write_json  # noqa: E402
+
+from mixup_collate import MixupCollate  # noqa: E402
+
+ALPHA = 0.4
+NUM_CLASSES = 10
+
+
+class MemoryImages(Dataset):
+    """CIFAR-style: uint8 3x32x32 images in memory; random crop (padding 4) and flip per sample."""
+
+    def __init__(self, n: int, as_uint8: bool) -> None:
+        g = torch.Generator().manual_seed(0)
+        self.images = torch.randint(0, 256, (n, 3, 32, 32), dtype=torch.uint8, generator=g)
+        self.labels = torch.randint(0, NUM_CLASSES, (n,), generator=g).tolist()
+        steps = [v2.RandomCrop(32, padding=4), v2.RandomHorizontalFlip()]
+        self.transform = v2.Compose(steps if as_uint8 else [*steps, v2.ToDtype(torch.float32, scale=True)])
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+    def __getitem__(self, i: int):
+        return self.transform(self.images[i]), self.labels[i]
+
+
+class DecodeImages(Dataset):
+    """ImageNet-style: JPEG bytes decoded per sample (PIL, as ImageFolder does), random resized crop to 128, flip."""
+
+    def __init__(self, n: int, as_uint8: bool, distinct: int = 64, side: int = 160) -> None:
+        g = torch.Generator().manual_seed(0)
+        # Smooth random images (upsampled noise) compress like photographs rather than like noise.
+        coarse = torch.rand((distinct, 3, side // 8, side // 8), generator=g)
+        smooth = torch.nn.functional.interpolate(coarse, size=(side, side), mode="bicubic", align_corners=False)
+        images = (smooth.clamp(0, 1) * 255).to(torch.uint8).permute(0, 2, 3, 1).numpy()
+        self.encoded = [self._jpeg(img) for img in images]
+        self.n = n
+        self.labels = torch.randint(0, NUM_CLASSES, (n,), generator=g).tolist()
+        steps = [v2.RandomResizedCrop(128, antialias=True), v2.RandomHorizontalFlip(), v2.PILToTensor()]
+        self.transform = v2.Compose(steps if as_uint8 else [*steps, v2.ToDtype(torch.float32, scale=True)])
+
+    @staticmethod
+    def _jpeg(pixels: np.ndarray) -> bytes:
+        buffer = io.BytesIO()
+        Image.fromarray(pixels).save(buffer, format="JPEG", quality=90)
+        return buffer.getvalue()
+
+    def __len__(self) -> int:
+        return self.n
+
+    def __getitem__(self, i: int):
+        image = Image.open(io.BytesIO(self.encoded[i % len(self.encoded)])).convert("RGB")
+        return self.transform(image), self.labels[i]
+
+
+class TorchvisionMixup:
+    """torchvision's documented recipe: ``v2.MixUp`` applied to the default-collated batch."""
+
+    def __init__(self) -> None:
+        self.mixup = v2.MixUp(alpha=ALPHA, num_classes=NUM_CLASSES)
+
+    def __call__(self, batch):
+        return self.mixup(*default_collate(batch))
+
+
+def consume(x: torch.Tensor) -> float:
+    """Force the batch as a training step would (a reduction; a host sync on accelerators)."""
+    return float(x.reshape(x.shape[0], -1)[:, :64].sum())
+
+
+def beta_rows(n: int, device: torch.device) -> torch.Tensor:
+    dist = torch.distributions.Beta(torch.tensor(ALPHA), torch.tensor(ALPHA))
+    lam = dist.sample((n,))
+    return torch.maximum(lam, 1 - lam).to(device)
+
+
+def loader(ds: Dataset, batch: int, workers: int, collate=None, seed: int = 0) -> DataLoader:
+    return DataLoader(
+        ds,
+        batch_size=batch,
+        shuffle=True,
+        drop_last=True,
+        num_workers=workers,
+        persistent_workers=workers > 0,
+        pin_memory=torch.cuda.is_available(),
+        collate_fn=collate,
+        generator=torch.Generator().manual_seed(seed),
+    )
+
+
+def strategies(make_ds, batch: int, workers: int, device: torch.device, wanted: list[str]):
+    """``{name: callable running one epoch}``; each builds its loaders once (persistent workers)."""
+    fns = {}
+    if "plain" in wanted:
+        plain = loader(make_ds(False), batch, workers)
+
+        def run_plain():
+            for x, _ in plain:
+                consume(x.to(device, non_blocking=True))
+
+        fns["plain"] = run_plain
+    if "two_loader" in wanted:
+        first, second = loader(make_ds(False), batch, workers, seed=1), loader(make_ds(False), batch, workers, seed=2)
+
+        def run_two_loader():
+            for (x1, _), (x2, _) in zip(first, second):
+                lam = float(np.random.beta(ALPHA, ALPHA))
+                consume(lam * x1.to(device, non_blocking=True) + (1 - lam) * x2.to(device, non_blocking=True))
+
+        fns["two_loader"] = run_two_loader
+    if "inloop" in wanted:
+        inloop = loader(make_ds(False), batch, workers)
+
+        def run_inloop():
+            for x, _ in inloop:
+                x = x.to(device, non_blocking=True)
+                perm = torch.randperm(x.shape[0], device=device)
+                lam = beta_rows(x.shape[0], device).view(-1, 1, 1, 1)
+                consume(lam * x + (1 - lam) * x[perm])
+
+        fns["inloop"] = run_inloop
+    if "torchvision_v2" in wanted:
+        tv = loader(make_ds(False), batch, workers, collate=TorchvisionMixup())
+
+        def run_tv():
+            for x, _ in tv:
+                consume(x.to(device, non_blocking=True))
+
+        fns["torchvision_v2"] = run_tv
+    if "timm_fast" in wanted:
+        try:
+            from timm.data import FastCollateMixup
+        except ImportError:
+            print("timm_fast: skipped (timm is not installed; pip install 'mixup-collate[bench]')")
+        else:
+            timm_collate = FastCollateMixup(mixup_alpha=ALPHA, cutmix_alpha=0.0, mode="elem", num_classes=NUM_CLASSES)
+            timm_loader = loader(make_ds(True), batch, workers, collate=timm_collate)
+
+            def run_timm():
+                for x, _ in timm_loader:
+                    # timm's prefetcher widens uint8 on the device; scale to [0, 1] like the others.
+                    consume(x.to(device, non_blocking=True).float().div_(255))
+
+            fns["timm_fast"] = run_timm
+    for name, as_uint8 in (("mixup_collate", False), ("mixup_collate_uint8", True)):
+        if name in wanted:
+            ours = loader(make_ds(as_uint8), batch, workers, collate=MixupCollate(ALPHA, device=device, seed=0))
+
+            def run_ours(ours=ours):
+                for batch_ in ours:
+                    consume(batch_.x)
+
+            fns[name] = run_ours
+    return fns
+
+
+ALL = ["plain", "two_loader", "inloop", "torchvision_v2", "timm_fast", "mixup_collate", "mixup_collate_uint8"]
+
+
+def run(args, device: torch.device) -> list[dict]:
+    results = []
+    for pipeline in args.pipelines:
+        n = args.samples if pipeline == "memory" else args.decode_samples
+
+        def make_ds(as_uint8: bool, pipeline=pipeline, n=n) -> Dataset:
+            return MemoryImages(n, as_uint8) if pipeline == "memory" else DecodeImages(n, as_uint8)
+
+        for workers in args.workers:
+            for batch in args.batch_sizes:
+                fns = strategies(make_ds, batch, workers, device, args.strategies)
+                times = interleaved(fns, args.rounds, device)
+                samples = (n // batch) * batch
+                rates = {name: [samples / t for t in ts] for name, ts in times.items()}
+                for name, r in rates.items():
+                    med = summary(r)
+                    results.append(
+                        {
+                            "pipeline": pipeline,
+                            "strategy": name,
+                            "workers": workers,
+                            "batch": batch,
+                            "samples_per_s": med,
+                            "vs_plain": med["median"] / summary(rates["plain"])["median"] if "plain" in rates else None,
+                            "vs_two_loader": (
+                                med["median"] / summary(rates["two_loader"])["median"]
+                                if "two_loader" in rates
+                                else None
+                            ),
+                        }
+                    )
+                print(f"  done: {pipeline}, {workers} workers, batch {batch}", flush=True)
+                del fns
+    return results
+
+
+def format_table(results: list[dict]) -> str:
+    rows = []
+    for r in results:
+        s = r["samples_per_s"]
+        rows.append(
+            [
+                r["pipeline"],
+                r["strategy"],
+                r["workers"],
+                r["batch"],
+                f"{s['median']:.0f} [{s['min']:.0f}-{s['max']:.0f}]",
+                "-" if r["vs_plain"] is None else f"{r['vs_plain']:.2f}",
+                "-" if r["vs_two_loader"] is None else f"{r['vs_two_loader']:.2f}",
+            ]
+        )
+    headers = ["pipeline", "strategy", "workers", "batch", "samples/s median [min-max]", "vs plain", "vs two_loader"]
+    return table(headers, rows)
+
+
+def bar_chart(results: list[dict], path: Path) -> Path | None:
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        print("chart: skipped (matplotlib is not installed)")
+        return None
+    configs = sorted({(r["pipeline"], r["workers"], r["batch"]) for r in results})
+    names = [s for s in ALL if any(r["strategy"] == s for r in results)]
+    fig, ax = plt.subplots(figsize=(max(6, 1.6 * len(configs)), 4.5))
+    width = 0.8 / max(1, len(names))
+    for k, name in enumerate(names):
+        values = []
+        for c in configs:
+            match = [r for r in results if (r["pipeline"], r["workers"], r["batch"]) == c and r["strategy"] == name]
+            values.append(match[0]["vs_plain"] if match and match[0]["vs_plain"] is not None else 0)
+        ax.bar(np.arange(len(configs)) + k * width, values, width, label=name)
+    ax.axhline(1.0, color="black", linewidth=0.8)
+    ax.set_xticks(np.arange(len(configs)) + width * (len(names) - 1) / 2)
+    ax.set_xticklabels([f"{p}\n{w} workers, B={b}" for p, w, b in configs], fontsize=8)
+    ax.set_ylabel("samples/s relative to plain (no mixup)")
+    ax.set_title("Mixed float32 batches on the device: throughput vs plain loading")
+    ax.legend(fontsize=7, ncol=2)
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--device", default=None, help="default: cuda if available, else cpu")
+    p.add_argument("--pipelines", nargs="+", default=["memory", "decode"], choices=["memory", "decode"])
+    p.add_argument("--workers", type=int, nargs="+", default=[0, os.cpu_count() or 1])
+    p.add_argument("--batch-sizes", type=int, nargs="+", default=[64, 256])
+    p.add_argument("--strategies", nargs="+", default=ALL, choices=ALL)
+    p.add_argument("--samples", type=int, default=4096, help="samples per round, memory pipeline")
+    p.add_argument("--decode-samples", type=int, default=1024, help="samples per round, decode pipeline")
+    p.add_argument("--rounds", type=int, default=3, help="timed rounds (after one warm-up round)")
+    p.add_argument("--out", type=Path, default=RESULTS, help="folder for loader_throughput.{json,png}")
+    args = p.parse_args(argv)
+    device = pick_device(args.device)
+    print(f"loader throughput on {device}, {torch.get_num_threads()} threads, {os.cpu_count()} cores")
+    results = run(args, device)
+    print(format_table(results))
+    json_path = write_json(
+        args.out / "loader_throughput.json",
+        {"machine": machine(), "device": str(device), "args": vars(args) | {"out": str(args.out)}, "results": results},
+    )
+    png = bar_chart(results, args.out / "loader_throughput.png")
+    print(f"wrote {json_path}" + (f" and {png}" if png else ""))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
