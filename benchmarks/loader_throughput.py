@@ -14,6 +14,8 @@ forces the result). Two pipelines:
 
 Strategies run interleaved over rounds (A B C ... A B C ...); each is timed per round and the
 median reported, with ratios against ``plain`` (no mixup) and ``two_loader`` (the paper's recipe).
+``mix_in_worker`` is an ablation for a design question (mix CPU batches in the workers instead of
+the main process?), run only for a CPU target with workers.
 """
 
 from __future__ import annotations
@@ -33,7 +35,7 @@ from torchvision.transforms import v2
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import RESULTS, interleaved, machine, pick_device, summary, table, write_json  # noqa: E402
 
-from mixup_collate import MixupCollate  # noqa: E402
+from mixup_collate import MixupCollate, PendingBatch  # noqa: E402
 
 ALPHA = 0.4
 NUM_CLASSES = 10
@@ -93,6 +95,18 @@ class TorchvisionMixup:
 
     def __call__(self, batch):
         return self.mixup(*default_collate(batch))
+
+
+class MixInWorker(MixupCollate):
+    """Ablation, not a product: finish (draw and mix) inside the worker, possible only for a CPU target.
+
+    Its workers share one seed, so it would repeat random numbers across workers; it exists only to
+    measure whether spreading the CPU mix over the workers pays (the design question in the README).
+    """
+
+    def __call__(self, samples):
+        batch = super().__call__(samples)
+        return batch.finish() if isinstance(batch, PendingBatch) else batch
 
 
 def consume(x: torch.Tensor) -> float:
@@ -183,10 +197,21 @@ def strategies(make_ds, batch: int, workers: int, device: torch.device, wanted: 
                     consume(batch_.x)
 
             fns[name] = run_ours
+    if "mix_in_worker" in wanted and device.type == "cpu" and workers > 0:
+        collate = MixInWorker(ALPHA, device=device, seed=0)
+        assert collate.device.type == "cpu"  # resolved here, in the main process, before the fork
+        in_worker = loader(make_ds(True), batch, workers, collate=collate)
+
+        def run_in_worker():
+            for batch_ in in_worker:
+                consume(batch_.x)
+
+        fns["mix_in_worker"] = run_in_worker
     return fns
 
 
 ALL = ["plain", "two_loader", "inloop", "torchvision_v2", "timm_fast", "mixup_collate", "mixup_collate_uint8"]
+ABLATIONS = ["mix_in_worker"]  # uint8 input, mixed in the workers (CPU target, num_workers > 0 only)
 
 
 def run(args, device: torch.device) -> list[dict]:
@@ -254,7 +279,7 @@ def bar_chart(results: list[dict], path: Path) -> Path | None:
         print("chart: skipped (matplotlib is not installed)")
         return None
     configs = sorted({(r["pipeline"], r["workers"], r["batch"]) for r in results})
-    names = [s for s in ALL if any(r["strategy"] == s for r in results)]
+    names = [s for s in ALL + ABLATIONS if any(r["strategy"] == s for r in results)]
     fig, ax = plt.subplots(figsize=(max(6, 1.6 * len(configs)), 4.5))
     width = 0.8 / max(1, len(names))
     for k, name in enumerate(names):
@@ -282,7 +307,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--pipelines", nargs="+", default=["memory", "decode"], choices=["memory", "decode"])
     p.add_argument("--workers", type=int, nargs="+", default=[0, os.cpu_count() or 1])
     p.add_argument("--batch-sizes", type=int, nargs="+", default=[64, 256])
-    p.add_argument("--strategies", nargs="+", default=ALL, choices=ALL)
+    p.add_argument("--strategies", nargs="+", default=ALL + ABLATIONS, choices=ALL + ABLATIONS)
     p.add_argument("--samples", type=int, default=4096, help="samples per round, memory pipeline")
     p.add_argument("--decode-samples", type=int, default=1024, help="samples per round, decode pipeline")
     p.add_argument("--rounds", type=int, default=3, help="timed rounds (after one warm-up round)")
