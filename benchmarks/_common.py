@@ -25,7 +25,7 @@ def sync(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
-def interleaved(cases: dict[str, Callable[[], object]], rounds: int, device: torch.device, warmup: int = 1):
+def interleaved(cases: dict[str, Callable[[], object]], rounds: int, device: torch.device, warmup: int = 2):
     """Time every case once per round, in turn (A B C ... A B C ...), after ``warmup`` untimed rounds.
 
     Returns ``{name: [seconds per round]}``. Interleaving spreads slow drifts (thermal, other load)

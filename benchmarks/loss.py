@@ -77,16 +77,18 @@ def run(classes: list[int], batch: int, rounds: int, repeats: int, device: torch
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--device", default=None, help="default: cuda if available, else cpu")
+    p.add_argument("--threads", type=int, default=1, help="CPU threads (default 1: steadier timings)")
     p.add_argument("--classes", type=int, nargs="+", default=[10, 1000, 32000])
     p.add_argument("--batch", type=int, default=256)
     p.add_argument("--rounds", type=int, default=7)
     p.add_argument("--repeats", type=int, default=10, help="forward+backward steps per timed round")
     p.add_argument("--out", type=Path, default=RESULTS / "loss.json")
     args = p.parse_args(argv)
+    torch.set_num_threads(args.threads)
     device = pick_device(args.device)
     results = run(args.classes, args.batch, args.rounds, args.repeats, device)
     rows = [[r["classes"], r["case"], f"{r['ms_per_step']:.3f}", f"{r['ratio_to_two_calls']:.2f}"] for r in results]
-    print(f"mixup loss, forward + backward, B={args.batch}, on {device}")
+    print(f"mixup loss, forward + backward, B={args.batch}, on {device} ({args.threads} thread(s))")
     print(table(["classes", "case", "ms per step", "x two calls"], rows))
     print(f"wrote {write_json(args.out, {'machine': machine(), 'device': str(device), 'results': results})}")
     return 0

@@ -104,9 +104,9 @@ def mixup_cross_entropy(
     if w is None:
         nll = -logp.gather(1, y_a.unsqueeze(1)).squeeze(1)
     else:
-        picked = logp.gather(1, torch.stack((y_a, y_b), dim=1))
-        w = _broadcast(w, y_a.ndim)
-        nll = -(w * picked[:, 0] + (1 - w) * picked[:, 1])
+        picked = logp.gather(1, torch.stack((y_a, y_b), dim=1))  # (B, 2, *D): both targets, one gather
+        weights = torch.stack((w, 1 - w), dim=1).reshape(batch, 2, *([1] * (picked.ndim - 2)))
+        nll = -(picked * weights).sum(1)
     if label_smoothing:
         nll = (1 - label_smoothing) * nll - label_smoothing * logp.mean(1)
     return _reduce(nll, reduction)
