@@ -73,7 +73,7 @@ class PendingBatch:
     def finish(self) -> MixedBatch:
         """Move, draw and mix (once); later calls return the same batch."""
         if self._batch is None:
-            self._batch = self._collate.finish(self._stacked)
+            self._batch = self._collate.finish(self._stacked, from_worker=True)
             self._stacked = None
         return self._batch
 

@@ -143,3 +143,22 @@ def test_finishing_inside_a_worker_is_refused():
 
     with pytest.raises(RuntimeError, match="main process only"):
         next(iter(DataLoader(Finishing(), batch_size=2, num_workers=1, multiprocessing_context="fork")))
+
+
+def test_cpu_batches_from_workers_are_mixed_on_one_thread_and_threads_restored(monkeypatch):
+    # Workers keep the host cores busy; the main process's intra-op threads would compete with them.
+    seen = []
+    original = MixupCollate._finish
+
+    def spy(self, stacked):
+        seen.append(torch.get_num_threads())
+        return original(self, stacked)
+
+    monkeypatch.setattr(MixupCollate, "_finish", spy)
+    threads = torch.get_num_threads()
+    batches(num_workers=2, context="fork")
+    assert seen and set(seen) == {1}
+    assert torch.get_num_threads() == threads
+    seen.clear()
+    batches(num_workers=0)
+    assert set(seen) == {threads}
