@@ -154,8 +154,9 @@ def mix(
     out = _private_copy(x, compute, channels_last, overwrite_input)
     perm = perm.to(x.device)
     lam = lam.to(device=x.device, dtype=compute)
-    w_own = _rows_view(lam, x.ndim) * scale
-    w_partner = _rows_view(1 - lam, x.ndim) * scale
+    w_own, w_partner = _rows_view(lam, x.ndim), _rows_view(1 - lam, x.ndim)
+    if not (isinstance(scale, float) and scale == 1.0):
+        w_own, w_partner = w_own * scale, w_partner * scale
     if _row_loop(out):
         _mix_rows_in_place(out, perm, w_own, w_partner, shift)
     else:

@@ -12,17 +12,18 @@ from torch import Tensor
 __all__ = ["sample_lam", "sample_perm"]
 
 
-def _log_gamma_sample(n: int, alpha: float, generator: torch.Generator | None, device: torch.device) -> Tensor:
-    """``log G`` for ``n`` draws ``G ~ Gamma(alpha, 1)``, in float64, exact also for tiny ``alpha``.
+def _log_gamma_pairs(n: int, alpha: float, generator: torch.Generator | None, device: torch.device) -> Tensor:
+    """``log X - log Y`` for ``n`` pairs of independent ``X, Y ~ Gamma(alpha, 1)``, float64, exact for tiny ``alpha``.
 
     Uses ``Gamma(a) = Gamma(a + 1) * U ** (1 / a)``: for small ``a`` the plain draw underflows to 0
     (and Beta = X / (X + Y) turns into 0/0), while the logarithm of the boosted form stays finite.
     """
-    concentration = torch.full((n,), alpha + 1.0, dtype=torch.float64, device=device)
+    concentration = torch.full((2, n), alpha + 1.0, dtype=torch.float64, device=device)
     boosted = torch._standard_gamma(concentration, generator=generator)
-    uniform = torch.rand(n, dtype=torch.float64, device=device, generator=generator)
+    uniform = torch.rand((2, n), dtype=torch.float64, device=device, generator=generator)
     # 1 - U lies in (0, 1], so its logarithm is finite.
-    return boosted.log() + torch.log1p(-uniform) / alpha
+    log_gamma = boosted.log_().add_(torch.log1p(uniform.neg_()).div_(alpha))
+    return log_gamma[0] - log_gamma[1]
 
 
 def sample_lam(
@@ -49,7 +50,7 @@ def sample_lam(
         raise ValueError(f"cannot draw mixing weights for an empty batch (n={n})")
     device = torch.device("cpu") if device is None else torch.device(device)
     draws = n if per_sample else 1
-    logit = _log_gamma_sample(draws, alpha, generator, device) - _log_gamma_sample(draws, alpha, generator, device)
+    logit = _log_gamma_pairs(draws, alpha, generator, device)
     if fold:
         # max(sigmoid(d), 1 - sigmoid(d)) == sigmoid(|d|), without rounding twice.
         logit = logit.abs()

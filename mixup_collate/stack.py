@@ -47,6 +47,8 @@ def _is_pil_image(value: Any) -> bool:
 
 def _split(sample: Any, index: int, input_key: str, target_key: str) -> tuple[Any, Any, dict[Any, Any]]:
     """``(input, target, extras)`` of one sample: a mapping with the two keys, or ``(input, target, *rest)``."""
+    if type(sample) is tuple and len(sample) == 2:  # the common case, without the abc checks below
+        return sample[0], sample[1], {}
     if isinstance(sample, Mapping):
         missing = [k for k in (input_key, target_key) if k not in sample]
         if missing:
@@ -65,6 +67,8 @@ def _split(sample: Any, index: int, input_key: str, target_key: str) -> tuple[An
 
 
 def _as_input_tensor(value: Any, index: int) -> Tensor:
+    if type(value) is Tensor:
+        return value
     if isinstance(value, Tensor):
         # Plain tensors: tv_tensors.Image and friends stack without __torch_function__ overhead.
         return value.as_subclass(Tensor)
@@ -108,6 +112,8 @@ def _stack_inputs(values: list[Any], *, shared: bool, pinned: bool) -> Tensor:
 
 def _target_kind(value: Any, index: int) -> tuple[str, Any]:
     """Classify one target as ``("index", int)`` or ``("float", Tensor)``, or raise."""
+    if type(value) is int:  # the common case first
+        return "index", value
     if isinstance(value, (bool, np.bool_)):
         raise TypeError(f"sample {index}'s target is a bool; use an int class index or a float tensor")
     if isinstance(value, (int, np.integer)):
