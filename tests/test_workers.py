@@ -162,3 +162,16 @@ def test_cpu_batches_from_workers_are_mixed_on_one_thread_and_threads_restored(m
     seen.clear()
     batches(num_workers=0)
     assert set(seen) == {threads}
+
+
+@pytest.mark.cuda
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+@pytest.mark.parametrize("num_workers, context", [(2, "fork"), (2, "spawn")])
+def test_cuda_batches_through_the_pin_memory_thread_match_the_main_process(num_workers, context):
+    # The live path of the pin-memory thread: PendingBatch.pin_memory() runs there, the mix on the GPU.
+    reference = [tuple(t.cpu() for t in b) for b in batches(device="cuda")]
+    got = batches(num_workers, pin_memory=True, context=context, device="cuda")
+    assert all(t.is_cuda for b in got for t in b)
+    for ours, ref in zip(got, reference):
+        for a, b in zip(ours, ref):
+            torch.testing.assert_close(a.cpu(), b)
