@@ -128,10 +128,6 @@ def _target_kind(value: Any, index: int) -> tuple[str, Any]:
             return "float", value
         if value.dtype != torch.bool and not value.is_complex() and value.ndim == 0:
             return "index", int(value)
-        raise TypeError(
-            f"sample {index}'s target is a {_describe(value)}; targets must be class indices "
-            "(int or 0-d integer tensor) or float tensors (one-hot, multi-hot, regression)"
-        )
     raise TypeError(
         f"sample {index}'s target is a {_describe(value)}; targets must be class indices "
         "(int or 0-d integer tensor) or float tensors (one-hot, multi-hot, regression)"
