@@ -124,6 +124,7 @@ class MixupCollate:
         self.target_key = target_key
         self._device_arg = None if device is None else torch.device(device)
         self._device: torch.device | None = None
+        self._affine_cache: dict[tuple, tuple[Tensor, Tensor]] = {}
         self._stream = RandomStream(seed, generator)
         self._uid = uuid4().hex
         _LIVE[self._uid] = self
@@ -191,9 +192,12 @@ class MixupCollate:
             )
         view = (len(self.mean),) + (1,) * (x.ndim - 2)
         dtype = torch.promote_types(M._out_dtype(x, self.dtype), torch.float32)
-        mean = torch.tensor(self.mean, dtype=dtype).view(view)
-        std = torch.tensor(self.std, dtype=dtype).view(view)
-        return self._to_device(unit / std), self._to_device(-mean / std)
+        key = (view, dtype, unit)
+        if key not in self._affine_cache:  # built and moved once, not per batch
+            mean = torch.tensor(self.mean, dtype=dtype).view(view)
+            std = torch.tensor(self.std, dtype=dtype).view(view)
+            self._affine_cache[key] = (self._to_device(unit / std), self._to_device(-mean / std))
+        return self._affine_cache[key]
 
     def _draw(self, batch_size: int) -> tuple[Tensor, Tensor]:
         """``(perm, lam)`` on the device, drawn on the CPU from this collate's stream (no host sync)."""
