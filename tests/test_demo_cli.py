@@ -1,16 +1,18 @@
-"""The demo end to end with tiny settings: every file appears and ``results.json`` holds finite numbers."""
+"""The demo's command lines end to end with tiny settings, their options, and the torch thread count they borrow."""
 
 import json
 import math
+import subprocess
 import sys
 
 import pytest
+import torch
 
 pytest.importorskip("matplotlib")
 pytest.importorskip("sklearn")
 pytest.importorskip("tqdm")
 
-from mixup_collate import cli, demo  # noqa: E402
+from mixup_collate.demo import cli  # noqa: E402
 
 TINY = ["--epochs", "1", "--max-batches", "3", "--seeds", "1", "--device", "cpu"]
 FILES = ("mixed_samples.png", "lam_histogram.png", "curves.png", "results.json")
@@ -38,7 +40,7 @@ def check_outputs(out):
 
 
 def test_demo_on_digits(tmp_path, capsys):
-    assert demo.main([*TINY, "--out", str(tmp_path)]) == 0
+    assert cli.main([*TINY, "--out", str(tmp_path)]) == 0
     results = check_outputs(tmp_path)
     (history,) = results["histories"]
     for run in ("plain", "mixup"):
@@ -62,28 +64,81 @@ def test_demo_on_image_folder(tmp_path):
             image.fromarray(pixels).save(tmp_path / "data" / label / f"{i}.png")
     out = tmp_path / "out"
     argv = [*TINY, "--data", str(tmp_path / "data"), "--image-size", "16", "--batch-size", "4", "--workers", "2"]
-    assert demo.main([*argv, "--out", str(out)]) == 0
+    assert cli.main([*argv, "--out", str(out)]) == 0
     results = check_outputs(out)
     assert results["config"]["classes"] == ["cats", "dogs"]
     assert (results["config"]["n_train"], results["config"]["n_val"]) == (10, 2)
 
 
-def test_cli_demo_help(capsys):
+def test_mixup_collate_demo_help(capsys):
     with pytest.raises(SystemExit) as exit_info:
-        cli.main(["demo", "--help"])
+        cli.command(["demo", "--help"])
     assert exit_info.value.code == 0
-    assert "--max-batches" in capsys.readouterr().out
+    printed = capsys.readouterr().out
+    assert printed.startswith("usage: mixup-collate demo") and "--max-batches" in printed
+
+
+def test_mixup_collate_without_a_command_lists_the_commands(capsys):
+    assert cli.command([]) == 2
+    printed = capsys.readouterr().out
+    assert printed.startswith("usage: mixup-collate") and "demo" in printed
+
+
+def test_python_m_mixup_collate_demo_runs_the_demo():
+    done = subprocess.run(
+        [sys.executable, "-m", "mixup_collate.demo", "--help"], capture_output=True, text=True, timeout=120
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.startswith("usage: python -m mixup_collate.demo") and "--max-batches" in done.stdout
 
 
 def test_seeds_option():
-    assert demo.parse_args(["--seeds", "2"]).seeds == [0, 1]
-    assert demo.parse_args(["--seeds", "4,7"]).seeds == [4, 7]
+    assert cli.parse_args(["--seeds", "2"]).seeds == [0, 1]
+    assert cli.parse_args(["--seeds", "4,7"]).seeds == [4, 7]
     with pytest.raises(SystemExit):
-        demo.parse_args(["--seeds", "0"])
+        cli.parse_args(["--seeds", "0"])
 
 
 def test_missing_extra_names_the_install(monkeypatch, tmp_path):
     monkeypatch.setitem(sys.modules, "sklearn", None)
     with pytest.raises(SystemExit, match=r"scikit-learn: pip install \"mixup-collate\[demo\]\""):
-        demo.main([*TINY, "--out", str(tmp_path)])
+        cli.main([*TINY, "--out", str(tmp_path)])
     assert not list(tmp_path.iterdir())
+
+
+@pytest.fixture
+def callers_threads():
+    """The caller's torch thread count: neither the demo's ``--threads`` default of 1 nor the count found here."""
+    before = torch.get_num_threads()
+    count = 3 if before != 3 else 4
+    torch.set_num_threads(count)
+    yield count
+    torch.set_num_threads(before)
+
+
+def test_the_run_uses_threads_and_restores_the_callers_count(callers_threads, monkeypatch, tmp_path):
+    seen = []
+    real = cli.run_experiment
+
+    def spy(*args, **kwargs):
+        seen.append(torch.get_num_threads())
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(cli, "run_experiment", spy)
+    assert cli.main([*TINY, "--max-batches", "1", "--threads", "2", "--out", str(tmp_path)]) == 0
+    assert seen == [2]
+    assert torch.get_num_threads() == callers_threads
+
+
+def test_a_failing_run_restores_the_callers_thread_count(callers_threads, monkeypatch, tmp_path):
+    seen = []
+
+    def failing_load(*args, **kwargs):
+        seen.append(torch.get_num_threads())
+        raise RuntimeError("no data today")
+
+    monkeypatch.setattr(cli, "load_data", failing_load)
+    with pytest.raises(RuntimeError, match="no data today"):
+        cli.main([*TINY, "--threads", "2", "--out", str(tmp_path)])
+    assert seen == [2]
+    assert torch.get_num_threads() == callers_threads

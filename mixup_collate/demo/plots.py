@@ -1,26 +1,27 @@
 """The demo's pictures: mixed training samples, the drawn ``lam`` against its density, validation curves.
 
-matplotlib is imported inside the functions (it is an optional extra) and only its Agg canvas is used,
-so no GUI backend is touched.
+A mixed-samples picture is a collate plus a title: ``first_batch`` draws one batch through the collate and
+``sample_grid`` draws any ``(x, y_a, y_b, lam)`` batch with its captions, so another mixing collate gets its
+picture from the same two functions. matplotlib is imported inside the functions (it is an optional extra)
+and only its Agg canvas is used, so no GUI backend is touched.
 """
 
 from __future__ import annotations
 
-import argparse
 import math
+from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import torch
 from torch import Tensor
-from torch.utils.data import DataLoader
+from torch.utils.data import DataLoader, Dataset
 
-from .collate import MixupCollate
+from mixup_collate import MixupCollate
 
-if TYPE_CHECKING:
-    from .demo import DemoData
+from .data import DemoData
 
-__all__ = ["folded_beta_pdf", "write_all"]
+__all__ = ["curves", "first_batch", "folded_beta_pdf", "lam_histogram", "mixup_samples", "sample_grid", "write_all"]
 
 COLORS = {"plain": "tab:blue", "mixup": "tab:orange"}
 
@@ -55,17 +56,24 @@ def _caption(lam: float, a: str, b: str, two_lines: bool) -> str:
     return f"{lam:.2f} x {_short(a)}{sep}+ {1 - lam:.2f} x {_short(b)}"
 
 
-def mixed_samples(path: Path, data: DemoData, alpha: float, seed: int, count: int = 24, cols: int = 6) -> Path:
-    """A grid of mixed training images, each captioned ``0.70 x 3 + 0.30 x 7``."""
-    collate = MixupCollate(alpha, device="cpu", seed=seed)
-    loader = DataLoader(
-        data.train, batch_size=count, shuffle=True, generator=torch.Generator().manual_seed(seed), collate_fn=collate
-    )
-    x, y_a, y_b, lam = next(iter(loader))
+def first_batch(ds: Dataset, collate: Callable, seed: int, count: int) -> Any:
+    """The first batch of ``count`` samples of ``ds``, shuffled with ``seed``, through ``collate``."""
+    generator = torch.Generator().manual_seed(seed)
+    loader = DataLoader(ds, batch_size=count, shuffle=True, generator=generator, collate_fn=collate)
+    return next(iter(loader))
+
+
+def sample_grid(path: Path, batch: Any, classes: list[str], title: str, cols: int = 6) -> Path:
+    """A grid of mixed images, each captioned ``0.70 x 3 + 0.30 x 7``.
+
+    ``batch`` is ``(x, y_a, y_b, lam)`` on the CPU: ``x`` float ``(N, C, H, W)`` in ``[0, 1]`` with 1 or 3
+    channels, ``y_a``, ``y_b`` class indices into ``classes`` and ``lam`` the weight of ``y_a``, each ``(N,)``.
+    """
+    x, y_a, y_b, lam = batch
     rows = math.ceil(len(x) / cols)
-    two_lines = max(len(c) for c in data.classes) > 2
+    two_lines = max(len(c) for c in classes) > 2
     fig = _figure(2.0 * cols, (2.3 if two_lines else 2.15) * rows + 0.4)
-    fig.suptitle(f"Mixed training samples (alpha = {alpha:g}): weight x label + weight x label")
+    fig.suptitle(title)
     axes = fig.subplots(rows, cols, squeeze=False)
     for i, ax in enumerate(axes.flat):
         ax.set_axis_off()
@@ -74,13 +82,19 @@ def mixed_samples(path: Path, data: DemoData, alpha: float, seed: int, count: in
         img = x[i].clamp(0, 1)
         img = img[0] if img.shape[0] == 1 else img.permute(1, 2, 0)
         ax.imshow(img.numpy(), cmap="gray", vmin=0, vmax=1)
-        caption = _caption(lam[i].item(), data.classes[y_a[i]], data.classes[y_b[i]], two_lines)
-        ax.set_title(caption, fontsize=9)
+        ax.set_title(_caption(lam[i].item(), classes[y_a[i]], classes[y_b[i]], two_lines), fontsize=9)
     return _save(fig, path)
 
 
+def mixup_samples(path: Path, data: DemoData, alpha: float, seed: int, count: int = 24) -> Path:
+    """Training images as ``MixupCollate(alpha, seed=seed)`` mixes them, each captioned with labels and weights."""
+    batch = first_batch(data.train, MixupCollate(alpha, device="cpu", seed=seed), seed, count)
+    title = f"Mixed training samples (alpha = {alpha:g}): weight x label + weight x label"
+    return sample_grid(path, batch, data.classes, title)
+
+
 def lam_histogram(path: Path, lams: Tensor, alpha: float) -> Path:
-    """Histogram of the drawn ``lam`` (density) with the folded Beta(alpha, alpha) density overlaid."""
+    """Histogram of the drawn ``lam`` (1-D, density) with the folded Beta(alpha, alpha) density overlaid."""
     fig = _figure(6.4, 4.2)
     ax = fig.subplots()
     heights = []
@@ -134,10 +148,10 @@ def curves(path: Path, histories: list[dict]) -> Path:
     return _save(fig, path)
 
 
-def write_all(out: Path, data: DemoData, histories: list[dict], lams: Tensor, args: argparse.Namespace) -> list[Path]:
-    """Write the three PNGs into ``out``; return their paths."""
+def write_all(out: Path, data: DemoData, histories: list[dict], lams: Tensor, alpha: float, seed: int) -> list[Path]:
+    """Write the PNGs into ``out``: the samples mixed with ``alpha`` and ``seed``, ``lam``, the curves; their paths."""
     return [
-        mixed_samples(out / "mixed_samples.png", data, args.alpha, args.seeds[0]),
-        lam_histogram(out / "lam_histogram.png", lams, args.alpha),
+        mixup_samples(out / "mixed_samples.png", data, alpha, seed),
+        lam_histogram(out / "lam_histogram.png", lams, alpha),
         curves(out / "curves.png", histories),
     ]

@@ -1,0 +1,124 @@
+"""The demo's report: the summary over seeds, the table, and the verdict line for every kind of outcome."""
+
+import math
+
+import pytest
+
+from mixup_collate.demo.report import format_table, summarize, verdict
+
+
+def summary(plain_acc, mixup_acc, plain_loss, mixup_loss, plain_std=0.0, mixup_std=0.0):
+    """A summary as ``summarize`` returns it, holding what ``verdict`` reads: final accuracy (mean, std), final loss."""
+
+    def run(acc, std, loss):
+        return {"final_val_acc": {"mean": acc, "std": std}, "final_val_loss": {"mean": loss, "std": 0.0}}
+
+    return {"plain": run(plain_acc, plain_std, plain_loss), "mixup": run(mixup_acc, mixup_std, mixup_loss)}
+
+
+def test_clear_gain_and_higher_loss_is_what_the_reference_describes():
+    s = summary(0.9837, 0.9885, 0.055, 0.087, plain_std=0.0042, mixup_std=0.0045)
+    assert verdict(s, 3) == (
+        "Verdict: mixup raised final validation accuracy by +0.48 points (3 seeds) and raised validation loss "
+        "(0.087 vs 0.055): as the reference describes."
+    )
+
+
+@pytest.mark.parametrize("plain_std, mixup_std", [(0.005, 0.02), (0.02, 0.005)], ids=["mixup-noisier", "plain-noisier"])
+def test_a_gain_within_the_larger_std_is_not_clear(plain_std, mixup_std):
+    s = summary(0.900, 0.915, 0.20, 0.30, plain_std=plain_std, mixup_std=mixup_std)
+    assert verdict(s, 3) == (
+        "Verdict: mixup raised final validation accuracy by +1.50 points (3 seeds, within the seed-to-seed std "
+        "of 2.00) and raised validation loss (0.300 vs 0.200): the reference's higher loss but not a clear "
+        "accuracy gain here."
+    )
+
+
+def test_a_gain_equal_to_the_std_is_not_clear():
+    s = summary(0.5, 0.75, 0.20, 0.30, plain_std=0.25, mixup_std=0.25)
+    assert 100 * (0.75 - 0.5) == 100 * 0.25  # exactly at the threshold in floating point
+    assert verdict(s, 3) == (
+        "Verdict: mixup raised final validation accuracy by +25.00 points (3 seeds, within the seed-to-seed std "
+        "of 25.00) and raised validation loss (0.300 vs 0.200): the reference's higher loss but not a clear "
+        "accuracy gain here."
+    )
+
+
+def test_a_clearly_lower_accuracy_is_no_gain():
+    s = summary(0.95, 0.90, 0.20, 0.30, plain_std=0.01, mixup_std=0.01)
+    assert verdict(s, 3) == (
+        "Verdict: mixup lowered final validation accuracy by 5.00 points (3 seeds) and raised validation loss "
+        "(0.300 vs 0.200): the reference's higher loss but not a clear accuracy gain here."
+    )
+
+
+def test_lower_accuracy_within_noise_and_lower_loss_is_unlike_the_reference():
+    s = summary(0.95, 0.94, 0.30, 0.20, plain_std=0.02, mixup_std=0.01)
+    assert verdict(s, 2) == (
+        "Verdict: mixup lowered final validation accuracy by 1.00 points (2 seeds, within the seed-to-seed std "
+        "of 2.00) and did not raise validation loss (0.200 vs 0.300): unlike the reference (higher accuracy, "
+        "higher validation loss)."
+    )
+
+
+def test_one_seed_is_too_few_to_tell():
+    s = summary(0.80, 0.90, 0.20, 0.30)
+    assert verdict(s, 1) == (
+        "Verdict: mixup raised final validation accuracy by +10.00 points (1 seed: too few to tell an effect from "
+        "noise) and raised validation loss (0.300 vs 0.200): the reference's higher loss but not a clear accuracy "
+        "gain here."
+    )
+
+
+@pytest.mark.parametrize("mixup_loss", [0.20, 0.25], ids=["lower", "equal"])
+def test_a_clear_gain_without_higher_loss(mixup_loss):
+    s = summary(0.80, 0.90, 0.25, mixup_loss, plain_std=0.01, mixup_std=0.01)
+    assert verdict(s, 3) == (
+        "Verdict: mixup raised final validation accuracy by +10.00 points (3 seeds) and did not raise validation "
+        f"loss ({mixup_loss:.3f} vs 0.250): a clear accuracy gain but not the reference's higher loss."
+    )
+
+
+def test_unchanged_accuracy_says_so_without_a_noise_caveat():
+    s = summary(0.90, 0.90, 0.20, 0.30, plain_std=0.01, mixup_std=0.01)
+    assert verdict(s, 3) == (
+        "Verdict: mixup left final validation accuracy unchanged (3 seeds) and raised validation loss "
+        "(0.300 vs 0.200): the reference's higher loss but not a clear accuracy gain here."
+    )
+
+
+def history(val_acc, val_loss):
+    return {"train_loss": [1.0] * len(val_acc), "val_acc": val_acc, "val_loss": val_loss}
+
+
+def test_summarize_takes_best_and_final_epochs_and_the_sample_std_over_seeds():
+    histories = [
+        {"seed": 0, "plain": history([0.5, 0.8, 0.7], [1.0, 0.6, 0.5]), "mixup": history([0.6, 0.9], [0.9, 0.7])},
+        {"seed": 1, "plain": history([0.4, 0.6, 0.9], [1.1, 0.7, 0.3]), "mixup": history([0.7, 0.8], [0.8, 0.9])},
+    ]
+    s = summarize(histories)
+    assert s["plain"]["best_val_acc"]["values"] == [0.8, 0.9]
+    assert s["plain"]["final_val_acc"]["values"] == [0.7, 0.9]
+    assert s["mixup"]["final_val_loss"]["values"] == [0.7, 0.9]
+    assert s["plain"]["final_val_acc"]["mean"] == pytest.approx(0.8)
+    assert s["plain"]["final_val_acc"]["std"] == pytest.approx(abs(0.7 - 0.9) / math.sqrt(2))
+    one = summarize(histories[:1])
+    assert one["mixup"]["best_val_acc"] == {"mean": 0.9, "std": 0.0, "values": [0.9]}
+
+
+def test_table_layout():
+    def stats(mean, std):
+        return {"mean": mean, "std": std}
+
+    def run(best, final, loss):
+        return {"best_val_acc": stats(*best), "final_val_acc": stats(*final), "final_val_loss": stats(*loss)}
+
+    s = {
+        "plain": run((0.9922, 0.0019), (0.9837, 0.0042), (0.055, 0.004)),
+        "mixup": run((0.9922, 0.0019), (0.9885, 0.0045), (0.087, 0.010)),
+    }
+    assert format_table(s).splitlines() == [
+        "              best val acc     final val acc    final val loss",
+        "plain       99.22 ± 0.19 %    98.37 ± 0.42 %     0.055 ± 0.004",
+        "mixup       99.22 ± 0.19 %    98.85 ± 0.45 %     0.087 ± 0.010",
+    ]
