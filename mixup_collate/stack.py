@@ -3,12 +3,18 @@
 Runs wherever the DataLoader calls ``collate_fn`` (a worker process when ``num_workers > 0``), so
 nothing here touches an accelerator: buffers are plain, shared (in a worker, so the batch crosses
 the process boundary without another copy) or page-locked (only when the main process asks).
+
+Validation is lazy: each part of the batch (fields, inputs, targets) first takes a fast path of a
+few aggregate checks and one tensor op; only when that path declines or its op fails are the
+samples checked one by one, which finds the sample at fault and raises with its index.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from functools import cache
+from operator import attrgetter, itemgetter
 from typing import Any
 
 import numpy as np
@@ -17,6 +23,9 @@ from torch import Tensor
 from torch.utils.data import default_collate
 
 __all__ = ["Stacked", "stack_samples"]
+
+_INT64_MIN, _INT64_MAX = -(2**63), 2**63 - 1
+_dtype_of = attrgetter("dtype")
 
 
 @dataclass
@@ -45,10 +54,27 @@ def _is_pil_image(value: Any) -> bool:
     return any(cls.__module__.startswith("PIL.") and cls.__name__ == "Image" for cls in type(value).__mro__)
 
 
+@cache
+def _torch_dtype(dtype: np.dtype) -> torch.dtype | None:
+    """The torch dtype of numpy ``dtype`` in native byte order, or ``None`` when torch has none (object, str)."""
+    try:
+        return torch.from_numpy(np.empty(0, dtype.newbyteorder("="))).dtype
+    except TypeError:
+        return None
+
+
+def _from_numpy(value: np.ndarray) -> Tensor:
+    """A tensor of ``value`` (a dtype torch supports), copied to native byte order and C order when needed."""
+    if not value.dtype.isnative or not value.flags.c_contiguous:
+        value = value.astype(value.dtype.newbyteorder("="), order="C")  # keeps 0-d arrays 0-d
+    return torch.from_numpy(value)
+
+
+# Splitting samples into fields.
+
+
 def _split(sample: Any, index: int, input_key: str, target_key: str) -> tuple[Any, Any, dict[Any, Any]]:
     """``(input, target, extras)`` of one sample: a mapping with the two keys, or ``(input, target, *rest)``."""
-    if type(sample) is tuple and len(sample) == 2:  # the common case, without the abc checks below
-        return sample[0], sample[1], {}
     if isinstance(sample, Mapping):
         missing = [k for k in (input_key, target_key) if k not in sample]
         if missing:
@@ -66,20 +92,42 @@ def _split(sample: Any, index: int, input_key: str, target_key: str) -> tuple[An
     )
 
 
-def _as_input_tensor(value: Any, index: int) -> Tensor:
-    if type(value) is Tensor:
-        return value
-    if isinstance(value, Tensor):
-        # Plain tensors: tv_tensors.Image and friends stack without __torch_function__ overhead.
-        return value.as_subclass(Tensor)
-    if isinstance(value, np.ndarray):
-        return torch.from_numpy(np.ascontiguousarray(value))
-    if _is_pil_image(value):
-        raise TypeError(
-            f"sample {index}'s input is a PIL image; convert it to a tensor in the dataset's transform, "
-            "e.g. torchvision.transforms.v2.PILToTensor() (keeps uint8, the fast path) or v2.ToImage()"
-        )
-    raise TypeError(f"sample {index}'s input is a {_describe(value)}; expected a tensor or numpy array")
+def _columns_fast(samples: Sequence[Any], input_key: str, target_key: str) -> tuple[Any, Any, dict] | None:
+    """``(inputs, targets, {field: values})`` if all samples are tuples/lists of one length or dicts of one key set."""
+    types = set(map(type, samples))
+    if types <= {tuple, list}:
+        lengths = set(map(len, samples))
+        if len(lengths) != 1 or lengths.pop() < 2:
+            return None
+        inputs, targets, *rest = zip(*samples)
+        return inputs, targets, {i: list(values) for i, values in enumerate(rest, start=2)}
+    if types == {dict}:
+        keys = samples[0].keys()
+        if input_key not in keys or target_key not in keys or not all(s.keys() == keys for s in samples):
+            return None
+        columns = {k: list(map(itemgetter(k), samples)) for k in keys}
+        extras = {k: v for k, v in columns.items() if k not in (input_key, target_key)}
+        return columns[input_key], columns[target_key], extras
+    return None
+
+
+def _columns_checked(samples: Sequence[Any], input_key: str, target_key: str) -> tuple[list, list, dict]:
+    """As :func:`_columns_fast`, for any samples, raising for the first malformed one."""
+    parts = [_split(s, i, input_key, target_key) for i, s in enumerate(samples)]
+    first = parts[0][2]
+    for i, (_, _, extras) in enumerate(parts):
+        if extras.keys() != first.keys():
+            missing = [k for k in first if k not in extras]
+            added = [k for k in extras if k not in first]
+            raise ValueError(
+                f"sample {i} has extra fields {list(extras)} but sample 0 has {list(first)} "
+                f"(sample {i} lacks {missing} and adds {added}); every sample needs the same fields"
+            )
+    extras = {k: [p[2][k] for p in parts] for k in first}
+    return [p[0] for p in parts], [p[1] for p in parts], extras
+
+
+# Inputs.
 
 
 def _empty(shape: tuple[int, ...], dtype: torch.dtype, *, shared: bool, pinned: bool) -> Tensor:
@@ -91,7 +139,55 @@ def _empty(shape: tuple[int, ...], dtype: torch.dtype, *, shared: bool, pinned: 
     return torch.empty(shape, dtype=dtype, pin_memory=pinned)
 
 
-def _stack_inputs(values: list[Any], *, shared: bool, pinned: bool) -> Tensor:
+def _stack_inputs_fast(values: Sequence[Any], *, shared: bool, pinned: bool) -> Tensor | None:
+    """One ``torch.stack`` (or ``np.stack``) into the buffer when all inputs are tensors or arrays of one dtype."""
+    types = set(map(type, values))
+    first = values[0]
+    if all(issubclass(t, Tensor) for t in types):
+        if len(set(map(_dtype_of, values))) != 1:
+            return None  # torch.stack would cast silently within a dtype category
+        out = _empty((len(values), *first.shape), first.dtype, shared=shared, pinned=pinned)
+        try:
+            torch.stack(values, out=out)  # raises on shape, device or layout differences
+        except (RuntimeError, TypeError):
+            return None
+        return out
+    if all(issubclass(t, np.ndarray) for t in types):
+        dtypes = set(map(_dtype_of, values))
+        dtype = _torch_dtype(first.dtype) if len(dtypes) == 1 else None
+        if dtype is None:
+            return None
+        out = _empty((len(values), *first.shape), dtype, shared=shared, pinned=pinned)
+        try:
+            np.stack(values, out=out.numpy())  # any strides and byte order; raises on shape differences
+        except (ValueError, TypeError):
+            return None
+        return out
+    return None
+
+
+def _as_input_tensor(value: Any, index: int) -> Tensor:
+    if type(value) is Tensor:
+        return value.detach()
+    if isinstance(value, Tensor):
+        return value.as_subclass(Tensor).detach()  # tv_tensors.Image and friends become plain tensors
+    if isinstance(value, np.ndarray):
+        if _torch_dtype(value.dtype) is None:
+            raise TypeError(
+                f"sample {index}'s input is a numpy array of dtype {value.dtype} and shape {tuple(value.shape)}; "
+                "expected a numeric or bool dtype (an object array often wraps arrays of different shapes)"
+            )
+        return _from_numpy(value)
+    if _is_pil_image(value):
+        raise TypeError(
+            f"sample {index}'s input is a PIL image; convert it to a tensor in the dataset's transform, "
+            "e.g. torchvision.transforms.v2.PILToTensor() (keeps uint8, the fast path) or v2.ToImage()"
+        )
+    raise TypeError(f"sample {index}'s input is a {_describe(value)}; expected a tensor or numpy array")
+
+
+def _stack_inputs_checked(values: Sequence[Any], *, shared: bool, pinned: bool) -> Tensor:
+    """Check the inputs one by one, raising for the first that does not fit sample 0's, then stack them."""
     tensors = [_as_input_tensor(v, i) for i, v in enumerate(values)]
     first = tensors[0]
     for i, t in enumerate(tensors):
@@ -106,35 +202,73 @@ def _stack_inputs(values: list[Any], *, shared: bool, pinned: bool) -> Tensor:
                 f"sample {i}'s input is on {t.device}; datasets should return CPU tensors "
                 "(MixupCollate moves the whole batch to the device at once)"
             )
+        if t.layout != torch.strided:
+            raise ValueError(f"sample {i}'s input is a {t.layout} tensor; convert it with .to_dense()")
     out = _empty((len(tensors), *first.shape), first.dtype, shared=shared, pinned=pinned)
     return torch.stack(tensors, out=out)
 
 
+# Targets.
+
+
+def _stack_targets_fast(values: Sequence[Any]) -> Tensor | None:
+    """One ``torch.tensor`` for int or float scalars, one ``stack`` for tensors or arrays of one dtype."""
+    types = set(map(type, values))
+    try:
+        if types == {int} or all(issubclass(t, (int, np.integer)) and not issubclass(t, bool) for t in types):
+            return torch.tensor(values, dtype=torch.int64)  # raises outside int64
+        if all(issubclass(t, (float, np.floating)) for t in types):
+            return torch.tensor(values, dtype=torch.float32)
+        if len(types) == 1 and issubclass(next(iter(types)), (Tensor, np.ndarray)):
+            dtypes = set(map(_dtype_of, values))
+            if len(dtypes) != 1:
+                return None
+            if issubclass(types.pop(), np.ndarray):
+                if _torch_dtype(dtypes.pop()) is None:
+                    return None
+                y = _from_numpy(np.stack(values))
+            else:
+                y = torch.stack(values).as_subclass(Tensor)
+            if y.is_floating_point():
+                return y
+            if y.ndim == 1 and y.dtype not in (torch.bool, torch.uint64) and not y.is_complex():
+                return y.to(torch.int64)
+    except (RuntimeError, TypeError, ValueError):
+        pass
+    return None
+
+
+def _class_index(value: int, index: int) -> int:
+    if not _INT64_MIN <= value <= _INT64_MAX:
+        raise ValueError(f"sample {index}'s target {value} is outside the int64 range that class indices must fit")
+    return value
+
+
 def _target_kind(value: Any, index: int) -> tuple[str, Any]:
     """Classify one target as ``("index", int)`` or ``("float", Tensor)``, or raise."""
-    if type(value) is int:  # the common case first
-        return "index", value
+    original = value
     if isinstance(value, (bool, np.bool_)):
         raise TypeError(f"sample {index}'s target is a bool; use an int class index or a float tensor")
     if isinstance(value, (int, np.integer)):
-        return "index", int(value)
-    if isinstance(value, float):
-        return "float", torch.tensor(value, dtype=torch.float32)
-    if isinstance(value, np.ndarray):
-        value = torch.from_numpy(np.ascontiguousarray(value))
+        return "index", _class_index(int(value), index)
+    if isinstance(value, (float, np.floating)):
+        return "float", torch.tensor(float(value), dtype=torch.float32)
+    if isinstance(value, np.ndarray) and _torch_dtype(value.dtype) is not None:
+        value = _from_numpy(value)
     if isinstance(value, Tensor):
-        value = value.as_subclass(Tensor)
+        value = value.as_subclass(Tensor).detach()
         if value.is_floating_point():
             return "float", value
         if value.dtype != torch.bool and not value.is_complex() and value.ndim == 0:
-            return "index", int(value)
+            return "index", _class_index(int(value), index)
     raise TypeError(
-        f"sample {index}'s target is a {_describe(value)}; targets must be class indices "
+        f"sample {index}'s target is a {_describe(original)}; targets must be class indices "
         "(int or 0-d integer tensor) or float tensors (one-hot, multi-hot, regression)"
     )
 
 
-def _stack_targets(values: list[Any]) -> Tensor:
+def _stack_targets_checked(values: Sequence[Any]) -> Tensor:
+    """Classify the targets one by one, raising for the first that does not fit sample 0's, then stack them."""
     kinds = [_target_kind(v, i) for i, v in enumerate(values)]
     kind0, first = kinds[0]
     for i, (kind, value) in enumerate(kinds):
@@ -154,6 +288,34 @@ def _stack_targets(values: list[Any]) -> Tensor:
     return torch.stack([v for _, v in kinds])
 
 
+# Extra fields.
+
+
+def _signature(value: Any) -> tuple[Any, ...]:
+    """What ``default_collate`` needs to agree across samples, one level deep: type, shape, dtype, length, keys."""
+    shape = tuple(value.shape) if isinstance(value, (Tensor, np.ndarray)) else None
+    dtype = getattr(value, "dtype", None)
+    keys = frozenset(value) if isinstance(value, Mapping) else None
+    length = len(value) if isinstance(value, Sequence) and not isinstance(value, (str, bytes)) else None
+    return type(value), shape, dtype, keys, length
+
+
+def _collate_extra(key: Any, values: list[Any]) -> Any:
+    """``default_collate`` of one extra field, with an error naming the field and the first differing sample."""
+    try:
+        return default_collate(values)
+    except (RuntimeError, TypeError, ValueError, KeyError, IndexError) as err:
+        first = _signature(values[0])
+        culprit = next((i for i, v in enumerate(values) if _signature(v) != first), None)
+        if culprit is None:
+            error = TypeError if isinstance(err, TypeError) else ValueError
+            where = f"sample 0's value is a {_describe(values[0])}"
+        else:
+            error = TypeError if type(values[culprit]) is not type(values[0]) else ValueError
+            where = f"sample {culprit}'s value is a {_describe(values[culprit])}, sample 0's a {_describe(values[0])}"
+        raise error(f"extra field {key!r} could not be collated ({where}): {err}") from err
+
+
 def stack_samples(
     samples: Sequence[Any],
     *,
@@ -164,18 +326,28 @@ def stack_samples(
 ) -> Stacked:
     """Stack ``samples`` (``(input, target, ...)`` tuples or dicts) into one :class:`Stacked` batch.
 
-    Inputs (tensors or numpy arrays of one shape and dtype) are written into one contiguous
-    buffer: in shared memory when ``shared`` (inside a DataLoader worker), page-locked when
-    ``pinned`` (the main process, before a copy to a CUDA device).
+    Inputs (tensors or numpy arrays of one shape and dtype, any strides and byte order) are written,
+    detached, into one contiguous ``(B, *S)`` buffer: in shared memory when ``shared`` (inside a
+    DataLoader worker), page-locked when ``pinned`` (the main process, before a copy to a CUDA device).
+
+    Targets are class indices (Python or numpy ints, 0-d integer tensors or arrays), stacked into a
+    ``(B,)`` int64 tensor with their values unchanged: negative ones (an ``ignore_index`` such as -1)
+    pass through for the loss to interpret, and values outside int64 raise. Or they are float targets:
+    Python and numpy float scalars become ``(B,)`` float32, float tensors and arrays ``(B, *K)`` keep
+    their dtype. Bool targets are refused (ambiguous between a class and a float).
+
+    Raises ``TypeError``, ``ValueError`` or ``KeyError`` naming the first sample (and field) at fault.
     """
     if len(samples) == 0:
         raise ValueError("cannot collate an empty batch (got 0 samples)")
-    parts = [_split(s, i, input_key, target_key) for i, s in enumerate(samples)]
-    first_keys = list(parts[0][2])
-    for i, (_, _, extras) in enumerate(parts):
-        if list(extras) != first_keys:
-            raise ValueError(f"sample {i} has extra fields {list(extras)} but sample 0 has {first_keys}")
-    x = _stack_inputs([p[0] for p in parts], shared=shared, pinned=pinned)
-    y = _stack_targets([p[1] for p in parts])
-    extras = {k: default_collate([p[2][k] for p in parts]) for k in first_keys}
+    with torch.no_grad():  # samples are data: inputs that require grad are stacked detached
+        columns = _columns_fast(samples, input_key, target_key)
+        inputs, targets, extras = columns or _columns_checked(samples, input_key, target_key)
+        x = _stack_inputs_fast(inputs, shared=shared, pinned=pinned)
+        if x is None:
+            x = _stack_inputs_checked(inputs, shared=shared, pinned=pinned)
+        y = _stack_targets_fast(targets)
+        if y is None:
+            y = _stack_targets_checked(targets)
+        extras = {k: _collate_extra(k, values) for k, values in extras.items()}
     return Stacked(x=x, y=y, extras=extras)
