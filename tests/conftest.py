@@ -14,3 +14,50 @@ CUDA = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA de
 def devices():
     """The devices every device-parametrised test runs on: the CPU always, CUDA where present."""
     return ["cpu", pytest.param("cuda", marks=[pytest.mark.cuda, CUDA])]
+
+
+# Float64 oracles for the loss tests, written independently of mixup_collate.loss: one-hot targets built by
+# comparison (no gather, no index masking) and the soft-target cross-entropy sum over classes.
+
+
+def soft_target_cross_entropy(logits, target, weight=None, log_probs=False):
+    """``-sum_c w_c target_c log p_c`` per element in float64: ``(B, C, *D)`` in, ``(B, *D)`` out.
+
+    ``log_probs=True`` takes ``logits`` as log-probabilities already (``nn.NLLLoss``'s input).
+    """
+    logp = logits.double() if log_probs else torch.log_softmax(logits.double(), dim=1)
+    w = torch.ones(logits.shape[1], dtype=torch.float64) if weight is None else weight.double()
+    return -(target.double() * w.reshape(1, -1, *([1] * (logits.ndim - 2))) * logp).sum(1)
+
+
+def smoothed_one_hot(y, num_classes, ignore_index=-100, smoothing=0.0):
+    """``(1 - eps) * onehot(y) + eps / C`` along dim 1 in float64, all zeros where ``y == ignore_index``."""
+    classes = torch.arange(num_classes).reshape(1, -1, *([1] * (y.ndim - 1)))
+    hit = (y.unsqueeze(1) == classes).double()
+    kept = (y != ignore_index).unsqueeze(1).double()
+    return ((1 - smoothing) * hit + smoothing / num_classes) * kept
+
+
+def mixed_cross_entropy_reference(
+    logits, y_a, y_b, lam, *, weight=None, ignore_index=-100, label_smoothing=0.0, reduction="mean", log_probs=False
+):
+    """Cross-entropy against ``lam * t(y_a) + (1 - lam) * t(y_b)``, ``t`` the smoothed one-hot, in float64.
+
+    ``"mean"`` divides the sum by the class weight the mixed unsmoothed one-hot targets carry,
+    ``sum_n lam_n w[y_a] [y_a kept] + (1 - lam_n) w[y_b] [y_b kept]`` (PyTorch's weighted mean when lam = 1).
+    """
+    num_classes = logits.shape[1]
+    lam = torch.as_tensor(lam, dtype=torch.float64).expand(y_a.shape[0])
+    lam = lam.reshape(-1, 1, *([1] * (y_a.ndim - 1)))
+    target = lam * smoothed_one_hot(y_a, num_classes, ignore_index, label_smoothing)
+    target = target + (1 - lam) * smoothed_one_hot(y_b, num_classes, ignore_index, label_smoothing)
+    per_element = soft_target_cross_entropy(logits, target, weight, log_probs)
+    if reduction == "none":
+        return per_element
+    if reduction == "sum":
+        return per_element.sum()
+    hits = lam * smoothed_one_hot(y_a, num_classes, ignore_index) + (1 - lam) * smoothed_one_hot(
+        y_b, num_classes, ignore_index
+    )
+    w = torch.ones(num_classes, dtype=torch.float64) if weight is None else weight.double()
+    return per_element.sum() / (hits * w.reshape(1, -1, *([1] * (y_a.ndim - 1)))).sum()
