@@ -35,7 +35,8 @@ from torchvision.transforms import v2
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import RESULTS, interleaved, machine, pick_device, summary, table, write_json  # noqa: E402
 
-from mixup_collate import MixupCollate, PendingBatch  # noqa: E402
+from mixup_collate import MixupCollate  # noqa: E402
+from mixup_collate.stack import stack_samples  # noqa: E402
 
 ALPHA = 0.4
 NUM_CLASSES = 10
@@ -105,8 +106,8 @@ class MixInWorker(MixupCollate):
     """
 
     def __call__(self, samples):
-        batch = super().__call__(samples)
-        return batch.finish() if isinstance(batch, PendingBatch) else batch
+        stacked = stack_samples(samples)
+        return self.apply(stacked, self.draw(stacked), torch.device("cpu"))
 
 
 def consume(x: torch.Tensor) -> float:

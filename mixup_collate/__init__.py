@@ -1,11 +1,11 @@
-"""Mixup as a DataLoader collate function: stack on the CPU, mix on the training device.
+"""Mixup and CutMix as a DataLoader collate function: stack on the CPU, mix on the training device.
 
-loader = DataLoader(ds, batch_size=128, collate_fn=MixupCollate(alpha=0.4))
+loader = DataLoader(ds, batch_size=128, collate_fn=MixupCollate(alpha=0.4, device=device))
 for x, y_a, y_b, lam in loader:
     loss = mixup_cross_entropy(model(x), y_a, y_b, lam)
 """
 
-from .batch import MixedBatch, PendingBatch
+from .batch import MixedBatch, SoftTargetBatch
 from .collate import MixupCollate
 from .loss import MixupLoss, mixup_cross_entropy
 from .sampling import sample_lam, sample_perm
@@ -14,10 +14,10 @@ __all__ = [
     "MixedBatch",
     "MixupCollate",
     "MixupLoss",
-    "PendingBatch",
+    "SoftTargetBatch",
     "mixup_cross_entropy",
     "sample_lam",
     "sample_perm",
 ]
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"

@@ -1,34 +1,56 @@
-"""What the DataLoader yields: a finished :class:`MixedBatch`, or a :class:`PendingBatch` from a worker.
+"""The finished batches: named tuples on the training device, with the partner indices and extras attached.
 
-A worker may not touch the training device, so it hands the main process a ``PendingBatch``
-holding the stacked CPU tensors. The main process finishes it (move to the device, draw ``lam``
-and the permutation, mix) the first time it is unpacked, indexed or read. Where an accelerator is
-present and ``pin_memory=True``, the DataLoader's pin-memory thread calls :meth:`PendingBatch.pin_memory`
-first, so the host-to-device copy starts from page-locked memory.
+``MixedBatch`` is the default ``(x, y_a, y_b, lam)``; ``SoftTargetBatch`` is the ``(x, target)`` pair
+that timm's and torchvision's training loops expect (``soft_targets=True``). Both carry ``.perm`` and
+``.extras`` outside the tuple, so unpacking them gives exactly the training step's inputs.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from typing import TYPE_CHECKING, Any, NamedTuple
+from typing import Any, NamedTuple
 
+import torch
 from torch import Tensor
 
-if TYPE_CHECKING:
-    from .collate import MixupCollate
-    from .stack import Stacked
-
-__all__ = ["MixedBatch", "PendingBatch"]
+__all__ = ["MixedBatch", "SoftTargetBatch", "to_device"]
 
 
-class _Fields(NamedTuple):
+def to_device(value: Any, device: torch.device | str, non_blocking: bool = False) -> Any:
+    """Tensors (also inside dicts, lists and tuples) moved to ``device``; anything else as it is."""
+    if isinstance(value, Tensor):
+        return value.to(device, non_blocking=non_blocking)
+    if isinstance(value, dict):
+        return {k: to_device(v, device, non_blocking) for k, v in value.items()}
+    if isinstance(value, (list, tuple)) and not hasattr(value, "_fields"):
+        return type(value)(to_device(v, device, non_blocking) for v in value)
+    return value
+
+
+class _Attached:
+    """What both batch tuples share: attributes carried beside the tuple, and moving everything at once."""
+
+    __slots__ = ()
+    attached: tuple[str, ...] = ()
+
+    def to(self, device: torch.device | str, non_blocking: bool = False) -> Any:
+        """The same batch on ``device``: the tuple's tensors, the attached ones and the tensors in ``extras``."""
+        fields = [to_device(t, device, non_blocking) for t in self]
+        attached = {name: to_device(getattr(self, name), device, non_blocking) for name in self.attached}
+        return type(self)(*fields, **attached)
+
+    def pin_memory(self) -> Any:
+        """Already on its device: the DataLoader's pinning leaves it as it is."""
+        return self
+
+
+class _MixedFields(NamedTuple):
     x: Tensor
     y_a: Tensor
     y_b: Tensor
     lam: Tensor
 
 
-class MixedBatch(_Fields):
+class MixedBatch(_MixedFields, _Attached):
     """The named tuple ``(x, y_a, y_b, lam)``, all on the training device.
 
     Attributes:
@@ -42,6 +64,7 @@ class MixedBatch(_Fields):
 
     perm: Tensor
     extras: dict[Any, Any]
+    attached = ("perm", "extras")
 
     def __new__(
         cls, x: Tensor, y_a: Tensor, y_b: Tensor, lam: Tensor, perm: Tensor | None = None, extras: dict | None = None
@@ -51,46 +74,39 @@ class MixedBatch(_Fields):
         self.extras = {} if extras is None else extras
         return self
 
-    def pin_memory(self) -> MixedBatch:
-        """Already on its device: the DataLoader's pinning leaves it as it is."""
+
+class _SoftFields(NamedTuple):
+    x: Tensor
+    target: Tensor
+
+
+class SoftTargetBatch(_SoftFields, _Attached):
+    """The named tuple ``(x, target)`` with dense mixed targets, all on the training device.
+
+    Attributes:
+        x: ``(B, *S)`` mixed inputs.
+        target: ``(B, num_classes)`` float, ``lam * s(onehot(y_a)) + (1 - lam) * s(onehot(y_b))`` with
+            label smoothing ``s``; rows sum to one for class-index targets.
+        lam: ``(B,)`` float32 weight of each sample's own target (not part of the tuple).
+        perm: ``(B,)`` int64 partner indices (not part of the tuple).
+        extras: the samples' other fields (not part of the tuple).
+    """
+
+    lam: Tensor
+    perm: Tensor
+    extras: dict[Any, Any]
+    attached = ("lam", "perm", "extras")
+
+    def __new__(
+        cls,
+        x: Tensor,
+        target: Tensor,
+        lam: Tensor | None = None,
+        perm: Tensor | None = None,
+        extras: dict | None = None,
+    ) -> SoftTargetBatch:
+        self = super().__new__(cls, x, target)
+        self.lam = lam
+        self.perm = perm
+        self.extras = {} if extras is None else extras
         return self
-
-
-class PendingBatch:
-    """A stacked batch from a worker, finished into a :class:`MixedBatch` in the main process on first use."""
-
-    def __init__(self, collate: MixupCollate, stacked: Stacked) -> None:
-        self._collate = collate
-        self._stacked: Stacked | None = stacked
-        self._batch: MixedBatch | None = None
-
-    def pin_memory(self) -> PendingBatch:
-        """Called by the DataLoader's pin-memory thread (main process): page-lock the CPU tensors."""
-        if self._stacked is not None:
-            self._collate.pin(self._stacked)
-        return self
-
-    def finish(self) -> MixedBatch:
-        """Move, draw and mix (once); later calls return the same batch."""
-        if self._batch is None:
-            self._batch = self._collate.finish(self._stacked, from_worker=True)
-            self._stacked = None
-        return self._batch
-
-    def __iter__(self) -> Iterator[Tensor]:
-        return iter(self.finish())
-
-    def __getitem__(self, index: int | slice) -> Any:
-        return self.finish()[index]
-
-    def __len__(self) -> int:
-        return 4
-
-    def __getattr__(self, name: str) -> Any:
-        if name.startswith("_"):
-            raise AttributeError(name)
-        return getattr(self.finish(), name)
-
-    def __repr__(self) -> str:
-        state = "finished" if self._batch is not None else "pending"
-        return f"PendingBatch({state})"

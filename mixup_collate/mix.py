@@ -6,16 +6,14 @@ For a batch ``x`` of shape ``(B, *S)``, :func:`mix` computes
 
 in floating point (``uint8`` input is widened, never rounded back), where the optional per-channel
 affine map (``scale``, ``shift``, broadcastable to ``S``) folds the ``uint8 -> [0, 1]`` scaling and
-mean/std normalization into the same pass.
+mean/std normalization into the same pass. With ``rows`` and ``boxes`` it also serves batches where
+only some samples are blended and others get a CutMix box (see :func:`mix`).
 
-Memory traffic is the cost that matters on the CPU. The mix is computed in place, in a private copy
-of ``x`` (made while widening ``uint8`` or changing layout) or, given permission
-(``overwrite_input``), in ``x`` itself, so a caller that owns its batch allocates nothing (fresh
-pages cost about twice a copy to fault in). A large batch is mixed one row at a time, following the
-permutation's cycles with one saved row per cycle: each row and its partner are read once from
-memory and the result written once (1.5x a plain copy) instead of the five or more passes of
-``lam * x + (1 - lam) * x[perm]``. Small batches that fit in cache, and batches on accelerators,
-take one vectorised pass instead.
+Memory traffic is the cost that matters on the CPU. The mix works in place in a private buffer:
+``x`` itself when the caller owns it (``overwrite_input``), else one converted copy. The partners are
+gathered into a reusable ``scratch`` buffer, so mixing batch after batch faults in no fresh pages.
+A large batch is instead mixed one row at a time, following the permutation's cycles with one saved
+row per cycle: each row and its partner are read once and the result written once.
 """
 
 from __future__ import annotations
@@ -23,12 +21,43 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-__all__ = ["mix", "mix_targets", "pair", "transform"]
+from .boxes import box_masks
+
+__all__ = [
+    "Scratch",
+    "mix",
+    "mix_targets",
+    "output_dtype",
+    "overwrites",
+    "pair",
+    "per_row",
+    "soft_targets",
+    "transform",
+]
 
 # CPU rows at least this large are mixed one at a time (the per-row Python overhead is then small
 # against the row's memory traffic) unless the whole batch fits in cache.
 ROW_LOOP_MIN_BYTES = 32 * 1024
 CACHE_BYTES = 4 * 1024 * 1024
+
+
+def per_row(w: Tensor, ndim: int) -> Tensor:
+    """Reshape per-row values ``(B,)`` to ``(B, 1, ..., 1)`` so they broadcast over ``ndim``-D rows."""
+    return w.reshape(w.shape[0], *([1] * (ndim - 1)))
+
+
+def output_dtype(x: Tensor, dtype: torch.dtype | None) -> torch.dtype:
+    """The dtype :func:`mix` returns for ``x``: ``dtype``, else ``x``'s own float dtype, float32 for ``uint8``."""
+    if not (x.is_floating_point() or x.dtype == torch.uint8):
+        raise TypeError(
+            f"cannot mix inputs of dtype {x.dtype}: mixing needs floating point or uint8 (image) inputs; "
+            "for categorical inputs use stack_x=True and mix inside the model"
+        )
+    if dtype is None:
+        return x.dtype if x.is_floating_point() else torch.float32
+    if not dtype.is_floating_point:
+        raise TypeError(f"output dtype must be floating point (mixing is exact in float), got {dtype}")
+    return dtype
 
 
 def _check_batch(x: Tensor) -> None:
@@ -43,22 +72,12 @@ def _check_rows(x: Tensor, **rows: Tensor) -> None:
             raise ValueError(f"{name} must have shape ({b},) for a batch of {b}, got {tuple(t.shape)}")
 
 
-def _out_dtype(x: Tensor, dtype: torch.dtype | None) -> torch.dtype:
-    if not (x.is_floating_point() or x.dtype == torch.uint8):
-        raise TypeError(
-            f"cannot mix inputs of dtype {x.dtype}: mixing needs floating point or uint8 (image) inputs; "
-            "for categorical inputs use stack_x=True and mix inside the model"
-        )
-    if dtype is None:
-        return x.dtype if x.is_floating_point() else torch.float32
-    if not dtype.is_floating_point:
-        raise TypeError(f"output dtype must be floating point (mixing is exact in float), got {dtype}")
-    return dtype
-
-
-def _rows_view(w: Tensor, ndim: int) -> Tensor:
-    """Reshape per-row weights ``(B,)`` to ``(B, 1, ..., 1)`` so they broadcast over a row."""
-    return w.reshape(w.shape[0], *([1] * (ndim - 1)))
+def _check_indices(perm: Tensor, b: int) -> None:
+    """Partner indices must be integers in ``[0, B)``; checked where it is free (CPU), not on an accelerator."""
+    if perm.dtype not in (torch.int64, torch.int32):
+        raise TypeError(f"perm must hold int64 indices, got {perm.dtype}")
+    if perm.device.type == "cpu" and len(perm) and not (int(perm.min()) >= 0 and int(perm.max()) < b):
+        raise ValueError(f"perm must hold indices in [0, {b}) for a batch of {b}, got values {perm.tolist()}")
 
 
 def _memory_format(x: Tensor, channels_last: bool) -> torch.memory_format:
@@ -69,12 +88,54 @@ def _memory_format(x: Tensor, channels_last: bool) -> torch.memory_format:
     return torch.channels_last
 
 
-def _private_copy(x: Tensor, dtype: torch.dtype, channels_last: bool, overwrite_input: bool) -> Tensor:
-    """``x`` in ``dtype`` and layout, in memory the caller may overwrite (``x`` itself when allowed)."""
-    memory_format = _memory_format(x, channels_last)
-    if overwrite_input and x.dtype == dtype and x.is_contiguous(memory_format=memory_format):
+def _empty_like(x: Tensor, dtype: torch.dtype, memory_format: torch.memory_format) -> Tensor:
+    return torch.empty(x.shape, dtype=dtype, device=x.device).contiguous(memory_format=memory_format)
+
+
+def overwrites(x: Tensor, dtype: torch.dtype | None = None, channels_last: bool = False) -> bool:
+    """Whether :func:`mix` and :func:`transform` with ``overwrite_input=True`` write the result into ``x`` itself.
+
+    They do when ``x`` already has the computation's dtype and layout and the result needs no final
+    rounding (so nothing that can fail comes after the in-place writes).
+    """
+    out_dtype = output_dtype(x, dtype)
+    compute = torch.promote_types(out_dtype, torch.float32)
+    return x.dtype == compute == out_dtype and x.is_contiguous(memory_format=_memory_format(x, channels_last))
+
+
+def _private(x: Tensor, dtype: torch.dtype | None, channels_last: bool, overwrite_input: bool) -> Tensor:
+    """``x`` in the computation's dtype and layout, in memory the mix may overwrite: ``x`` itself when allowed."""
+    if overwrite_input and overwrites(x, dtype, channels_last):
         return x
-    return x.to(dtype=dtype, memory_format=memory_format, copy=True)
+    compute = torch.promote_types(output_dtype(x, dtype), torch.float32)
+    return _empty_like(x, compute, _memory_format(x, channels_last)).copy_(x)
+
+
+class Scratch:
+    """A reusable buffer for the partners, for a caller that mixes batch after batch.
+
+    A fresh buffer per batch means faulting in fresh pages per batch (about a copy's worth on the
+    CPU). The buffer never leaves :func:`mix` and is fully overwritten before it is read, so reusing
+    it cannot alias a batch the caller holds; a mix running while another holds it gets its own.
+    """
+
+    def __init__(self) -> None:
+        self._buffer: Tensor | None = None
+
+    def take(self, like: Tensor) -> Tensor:
+        """A buffer shaped, typed and laid out like ``like`` (the kept one if it fits, else a new one)."""
+        buffer, self._buffer = self._buffer, None
+        if buffer is None or (buffer.shape, buffer.dtype, buffer.device, buffer.stride()) != (
+            like.shape,
+            like.dtype,
+            like.device,
+            like.stride(),
+        ):
+            buffer = torch.empty_like(like)
+        return buffer
+
+    def give_back(self, buffer: Tensor) -> None:
+        self._buffer = buffer
 
 
 def _row_loop(x: Tensor) -> bool:
@@ -83,41 +144,72 @@ def _row_loop(x: Tensor) -> bool:
     return x.device.type == "cpu" and row_bytes >= ROW_LOOP_MIN_BYTES and x.numel() * x.element_size() > CACHE_BYTES
 
 
-def _combine(target: Tensor, partner: Tensor, w_own: Tensor, w_partner: Tensor, shift: Tensor | None) -> None:
-    """``target = target * w_own + partner * w_partner (+ shift)``, in place."""
-    target.mul_(w_own).addcmul_(partner, w_partner)
-    if shift is not None:
-        target.add_(shift)
-
-
-def _cycles(perm: list[int]) -> list[list[int]]:
-    """The cycles of a permutation, each listed as ``i, perm[i], perm[perm[i]], ...``."""
-    seen = [False] * len(perm)
+def _cycles(order: list[int]) -> list[list[int]] | None:
+    """The cycles of a permutation (each as ``i, perm[i], perm[perm[i]], ...``), or ``None`` if it is not one."""
+    n = len(order)
+    if sorted(order) != list(range(n)):
+        return None
+    seen = [False] * n
     cycles = []
-    for start in range(len(perm)):
+    for start in range(n):
         if not seen[start]:
             cycle, i = [], start
             while not seen[i]:
                 seen[i] = True
                 cycle.append(i)
-                i = perm[i]
+                i = order[i]
             cycles.append(cycle)
     return cycles
 
 
-def _mix_rows_in_place(x: Tensor, perm: Tensor, w_own: Tensor, w_partner: Tensor, shift: Tensor | None) -> None:
+def _mix_rows_in_place(
+    x: Tensor, cycles: list[list[int]], order: list[int], w_own: Tensor, w_partner: Tensor, shift: Tensor | None
+) -> None:
     """Row-by-row mix written back into ``x``.
 
     Within a cycle ``i0 -> i1 -> ... -> ik`` row ``i_j`` needs the original ``i_{j+1}``, which is
     still untouched when rows are visited in cycle order; only ``i0`` is needed after it is
-    overwritten (by ``ik``), so one row per cycle is saved first.
+    overwritten (by ``ik``), so one row per cycle is saved, all before the first write: the writes
+    themselves allocate nothing.
     """
-    order = perm.tolist()
-    for cycle in _cycles(order):
-        first = x[cycle[0]].clone()
+    saved = [x[cycle[0]].clone() for cycle in cycles]
+    for first, cycle in zip(saved, cycles):
         for j, i in enumerate(cycle):
             partner = first if j == len(cycle) - 1 else x[order[i]]
-            _combine(x[i], partner, w_own[i], w_partner[i], shift)
+            x[i].mul_(w_own[i]).addcmul_(partner, w_partner[i])
+            if shift is not None:
+                x[i].add_(shift)
+
+
+def _affine_(out: Tensor, scale: Tensor | float, shift: Tensor | None) -> Tensor:
+    """``out * scale + shift`` in place, in one elementwise op (so an interruption cannot apply half of it)."""
+    if shift is not None:
+        if not isinstance(scale, Tensor):
+            scale = torch.tensor(scale, dtype=out.dtype, device=out.device)
+        return torch.addcmul(shift, out, scale, out=out)
+    if isinstance(scale, float) and scale == 1.0:
+        return out
+    return out.mul_(scale)
+
+
+def _mix_some(out: Tensor, partner: Tensor, lam: Tensor, rows: Tensor | None, boxes: Tensor | None) -> None:
+    """Blend the ``rows`` (all when ``None``) of ``out`` with their partners and paste the ``boxes``, in place.
+
+    ``partner`` holds ``out[perm]``. Everything that allocates comes before the first write into ``out``.
+    """
+    blended = None
+    if rows is None or len(rows):
+        rows = torch.arange(out.shape[0], device=out.device) if rows is None else rows.to(out.device)
+        w = per_row(lam.index_select(0, rows), out.ndim)
+        blended = out.index_select(0, rows).mul_(w).addcmul_(partner.index_select(0, rows), 1 - w)
+    mask = None
+    if boxes is not None:
+        mask = box_masks(boxes, out.shape[-2], out.shape[-1], out.device)
+        mask = mask.reshape(out.shape[0], *([1] * (out.ndim - 3)), *mask.shape[1:])
+    if mask is not None:
+        torch.where(mask, partner, out, out=out)
+    if blended is not None:
+        out.index_copy_(0, rows, blended)
 
 
 def mix(
@@ -125,42 +217,65 @@ def mix(
     perm: Tensor,
     lam: Tensor,
     *,
+    rows: Tensor | None = None,
+    boxes: Tensor | None = None,
     dtype: torch.dtype | None = None,
     scale: Tensor | float = 1.0,
     shift: Tensor | None = None,
     channels_last: bool = False,
     overwrite_input: bool = False,
+    scratch: Scratch | None = None,
 ) -> Tensor:
     """Mix every row with its partner: ``out[i] = (lam[i]*x[i] + (1-lam[i])*x[perm[i]]) * scale + shift``.
 
     Args:
         x: ``(B, *S)`` floating point or ``uint8`` batch.
-        perm: ``(B,)`` int64 partner indices.
+        perm: ``(B,)`` int64 partner indices (any indices in ``[0, B)``, not only permutations).
         lam: ``(B,)`` weights of the unshuffled rows.
+        rows: int64 indices of the rows to blend; the others keep their own values exactly (before
+            ``boxes``). ``None`` blends every row (Mixup).
+        boxes: ``(B, 4)`` int64 ``(top, bottom, left, right)`` boxes over the last two dims, copied from
+            each row's partner (CutMix; an empty box leaves the row as it is).
         dtype: output dtype (floating); ``None`` keeps float inputs' dtype, ``uint8`` becomes float32.
         scale, shift: per-channel affine map broadcastable to ``S`` (e.g. ``(C, 1, 1)``).
         channels_last: return a ``channels_last`` tensor (4-D inputs only).
-        overwrite_input: let the result reuse ``x``'s memory when dtype and layout allow it (``x`` is
+        overwrite_input: let the result reuse ``x``'s memory when its dtype and layout allow (``x`` is
             then the result); saves an allocation for callers that own ``x``.
+        scratch: a :class:`Scratch` to gather the partners into, kept by a caller that mixes batch
+            after batch (else a fresh buffer per call).
 
     Returns:
-        ``(B, *S)`` tensor of ``dtype``. NaN and Inf propagate as the formula says (no cleaning).
-        The arithmetic runs in at least float32 and is rounded once to a half-precision ``dtype``.
+        ``(B, *S)`` tensor of ``dtype``. NaN and Inf propagate as the formula says (no cleaning);
+        pasted pixels are copies. The arithmetic runs in at least float32 and is rounded once to a
+        half-precision ``dtype``.
     """
     _check_batch(x)
     _check_rows(x, perm=perm, lam=lam)
-    out_dtype = _out_dtype(x, dtype)
+    _check_indices(perm, x.shape[0])
+    out_dtype = output_dtype(x, dtype)
     compute = torch.promote_types(out_dtype, torch.float32)
-    out = _private_copy(x, compute, channels_last, overwrite_input)
     perm = perm.to(x.device)
     lam = lam.to(device=x.device, dtype=compute)
-    w_own, w_partner = _rows_view(lam, x.ndim), _rows_view(1 - lam, x.ndim)
-    if not (isinstance(scale, float) and scale == 1.0):
-        w_own, w_partner = w_own * scale, w_partner * scale
-    if _row_loop(out):
-        _mix_rows_in_place(out, perm, w_own, w_partner, shift)
+    out = _private(x, dtype, channels_last, overwrite_input)
+    w_own, w_partner = per_row(lam, x.ndim), per_row(1 - lam, x.ndim)
+    if rows is None and boxes is None and _row_loop(out):
+        order = perm.tolist()
+        cycles = _cycles(order)  # the in-place order is defined for permutations only
+        if cycles is not None:
+            _mix_rows_in_place(out, cycles, order, w_own * scale, w_partner * scale, shift)
+            return out.to(out_dtype)
+    partner = scratch.take(out) if scratch is not None else torch.empty_like(out)
+    torch.index_select(out, 0, perm, out=partner)
+    if rows is None and boxes is None:
+        out.mul_(w_own * scale).addcmul_(partner, w_partner * scale)
+        if shift is not None:
+            out.add_(shift)
     else:
-        _combine(out, out.index_select(0, perm), w_own, w_partner, shift)
+        scale = torch.as_tensor(scale, dtype=compute, device=x.device)
+        _mix_some(out, partner, lam, rows, boxes)
+        _affine_(out, scale, shift)
+    if scratch is not None:
+        scratch.give_back(partner)
     return out.to(out_dtype)
 
 
@@ -175,13 +290,8 @@ def transform(
 ) -> Tensor:
     """The conversion :func:`mix` applies, without mixing: ``out = x * scale + shift`` (for evaluation)."""
     _check_batch(x)
-    out_dtype = _out_dtype(x, dtype)
-    out = _private_copy(x, torch.promote_types(out_dtype, torch.float32), channels_last, overwrite_input)
-    if not (isinstance(scale, float) and scale == 1.0):
-        out.mul_(scale)
-    if shift is not None:
-        out.add_(shift)
-    return out.to(out_dtype)
+    out = _private(x, dtype, channels_last, overwrite_input)
+    return _affine_(out, scale, shift).to(output_dtype(x, dtype))
 
 
 def pair(
@@ -199,6 +309,7 @@ def pair(
     """
     _check_batch(x)
     _check_rows(x, perm=perm)
+    _check_indices(perm, x.shape[0])
     if x.is_floating_point() or x.dtype == torch.uint8:
         x = transform(x, dtype=dtype, scale=scale, shift=shift)
     return torch.stack((x, x.index_select(0, perm.to(x.device))), dim=1)
@@ -215,6 +326,29 @@ def mix_targets(y: Tensor, perm: Tensor, lam: Tensor) -> Tensor:
             "and go to the loss as (y_a, y_b, lam)"
         )
     _check_rows(y, perm=perm, lam=lam)
-    w = _rows_view(lam.to(device=y.device, dtype=y.dtype), y.ndim)
+    w = per_row(lam.to(device=y.device, dtype=y.dtype), y.ndim)
     partner = y.index_select(0, perm.to(y.device))
     return y * w + partner * (1 - w)
+
+
+def soft_targets(y: Tensor, perm: Tensor, lam: Tensor, num_classes: int, smoothing: float = 0.0) -> Tensor:
+    """Dense mixed targets ``(B, num_classes)``: ``lam * s(t) + (1 - lam) * s(t[perm])``, float32 (or ``y``'s float).
+
+    ``t`` is ``one_hot(y)`` for ``(B,)`` class indices, or ``y`` itself for float targets ``(B, num_classes)``,
+    and ``s(t) = (1 - smoothing) * t + smoothing / num_classes`` is label smoothing. Rows of one-hot
+    targets sum to one.
+    """
+    _check_rows(y, perm=perm, lam=lam)
+    if y.is_floating_point():
+        if tuple(y.shape[1:]) != (num_classes,):
+            raise ValueError(f"float targets must have shape (B, {num_classes}) for num_classes={num_classes}, "
+                             f"got {tuple(y.shape)}")  # fmt: skip
+        mixed = mix_targets(y, perm, lam)
+        return mixed * (1 - smoothing) + smoothing / num_classes
+    if y.ndim != 1:
+        raise ValueError(f"class-index targets must have shape (B,), got {tuple(y.shape)}")
+    lam = lam.to(device=y.device, dtype=torch.float32)
+    out = torch.full((y.shape[0], num_classes), smoothing / num_classes, device=y.device)
+    out.scatter_add_(1, y[:, None], ((1 - smoothing) * lam)[:, None])
+    out.scatter_add_(1, y.index_select(0, perm.to(y.device))[:, None], ((1 - smoothing) * (1 - lam))[:, None])
+    return out

@@ -1,15 +1,27 @@
-"""Random mixing parameters: the mixing weights ``lam`` and the partner permutation.
+"""Random mixing parameters: the weights ``lam``, the partner of every sample, and per-sample coins.
 
 Pure tensor functions with injectable randomness (a ``torch.Generator``); they know nothing of
-DataLoaders. Drawing happens without any host synchronisation: no ``.item()``, no numpy.
+DataLoaders. Drawing needs no host synchronisation: no ``.item()``, no numpy.
 """
 
 from __future__ import annotations
 
+import math
+from numbers import Real
+
 import torch
 from torch import Tensor
 
-__all__ = ["sample_lam", "sample_perm"]
+__all__ = ["sample_coins", "sample_lam", "sample_perm"]
+
+
+def _check_size(n: int, what: str) -> None:
+    if n < 1:
+        raise ValueError(f"cannot draw {what} for an empty batch (n={n})")
+
+
+def _device(device: torch.device | str | None) -> torch.device:
+    return torch.device("cpu") if device is None else torch.device(device)
 
 
 def _log_gamma_pairs(n: int, alpha: float, generator: torch.Generator | None, device: torch.device) -> Tensor:
@@ -26,6 +38,13 @@ def _log_gamma_pairs(n: int, alpha: float, generator: torch.Generator | None, de
     return log_gamma[0] - log_gamma[1]
 
 
+def check_concentration(alpha: object, name: str = "alpha") -> float:
+    """``alpha`` as a float if it is a finite real number > 0 (numpy scalars included), else a clear error."""
+    if isinstance(alpha, bool) or not isinstance(alpha, Real) or not math.isfinite(alpha) or alpha <= 0:
+        raise ValueError(f"{name} must be a finite number > 0 for Beta({name}, {name}), got {name}={alpha!r}")
+    return float(alpha)
+
+
 def sample_lam(
     n: int,
     alpha: float,
@@ -37,20 +56,15 @@ def sample_lam(
 ) -> Tensor:
     """Draw mixing weights ``lam ~ Beta(alpha, alpha)``: a float32 tensor of shape ``(n,)``.
 
-    ``fold`` maps each weight to ``max(lam, 1 - lam)`` so the unshuffled sample always dominates and
-    no pair (i, j) is produced twice with swapped weights; folded weights lie in ``[0.5, 1]``.
-    ``per_sample=False`` draws one weight and repeats it ``n`` times (one ``lam`` per batch).
+    ``fold`` maps each weight to ``max(lam, 1 - lam)``, so the unshuffled sample always dominates;
+    folded weights lie in ``[0.5, 1]``. ``per_sample=False`` draws one weight and repeats it ``n`` times.
 
     The Beta draw is ``sigmoid(log X - log Y)`` with ``X, Y ~ Gamma(alpha)`` computed in log space and
     float64, which stays accurate for small ``alpha`` where ``torch.distributions.Beta`` saturates.
     """
-    if not alpha > 0:
-        raise ValueError(f"alpha must be > 0 for Beta(alpha, alpha), got alpha={alpha!r}")
-    if n < 1:
-        raise ValueError(f"cannot draw mixing weights for an empty batch (n={n})")
-    device = torch.device("cpu") if device is None else torch.device(device)
-    draws = n if per_sample else 1
-    logit = _log_gamma_pairs(draws, alpha, generator, device)
+    alpha = check_concentration(alpha)
+    _check_size(n, "mixing weights")
+    logit = _log_gamma_pairs(n if per_sample else 1, alpha, generator, _device(device))
     if fold:
         # max(sigmoid(d), 1 - sigmoid(d)) == sigmoid(|d|), without rounding twice.
         logit = logit.abs()
@@ -61,11 +75,37 @@ def sample_lam(
 def sample_perm(
     n: int,
     *,
+    cycle: bool = False,
     generator: torch.Generator | None = None,
     device: torch.device | str | None = None,
 ) -> Tensor:
-    """Draw the partner of every sample: a uniformly random permutation of ``range(n)``, int64 ``(n,)``."""
-    if n < 1:
-        raise ValueError(f"cannot draw a permutation for an empty batch (n={n})")
-    device = torch.device("cpu") if device is None else torch.device(device)
-    return torch.randperm(n, generator=generator, device=device)
+    """Draw the partner of every sample: a random permutation of ``range(n)``, int64 ``(n,)``.
+
+    By default the permutation is uniform over all ``n!``: about one sample per batch is its own
+    partner, and a 2-cycle pairs ``i`` with ``j`` and ``j`` with ``i``. ``cycle=True`` draws a uniform
+    random ``n``-cycle instead: for ``n >= 2`` no sample is its own partner, and for ``n >= 3`` no two
+    samples are each other's partners.
+    """
+    _check_size(n, "a permutation")
+    order = torch.randperm(n, generator=generator, device=_device(device))
+    if not cycle:
+        return order
+    # Visit the samples in a random order; each one's partner is the next one visited.
+    perm = torch.empty_like(order)
+    perm[order] = order.roll(-1)
+    return perm
+
+
+def sample_coins(
+    n: int,
+    p: float,
+    *,
+    per_sample: bool = True,
+    generator: torch.Generator | None = None,
+    device: torch.device | str | None = None,
+) -> Tensor:
+    """``n`` independent Bernoulli(``p``) draws, bool ``(n,)`` (one draw repeated when not ``per_sample``)."""
+    _check_size(n, "coins")
+    draws = torch.rand(n if per_sample else 1, generator=generator, dtype=torch.float64, device=_device(device))
+    heads = draws < p
+    return heads if per_sample else heads.expand(n).clone()

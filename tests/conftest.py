@@ -61,3 +61,47 @@ def mixed_cross_entropy_reference(
     )
     w = torch.ones(num_classes, dtype=torch.float64) if weight is None else weight.double()
     return per_element.sum() / (hits * w.reshape(1, -1, *([1] * (y_a.ndim - 1)))).sum()
+
+
+# Float64 oracles for the collate, mix and CutMix tests, written independently of mixup_collate.mix.
+
+
+def mixup_reference(x, perm, lam, scale=1.0, shift=0.0):
+    """``(lam * x + (1 - lam) * x[perm]) * scale + shift`` per row, in float64."""
+    x = x.double()
+    w = torch.as_tensor(lam).double().reshape(-1, *([1] * (x.ndim - 1)))
+    return (w * x + (1 - w) * x[torch.as_tensor(perm)]) * scale + shift
+
+
+def image_samples(n, shape=(3, 4, 4), dtype=torch.float32, seed=0, num_classes=10):
+    """``n`` random ``(image, class)`` samples and the stacked images, as a dataset would return them."""
+    g = torch.Generator().manual_seed(seed)
+    if dtype == torch.uint8:
+        xs = torch.randint(0, 256, (n, *shape), dtype=torch.uint8, generator=g)
+    else:
+        xs = torch.rand((n, *shape), generator=g, dtype=dtype)
+    return [(xs[i].clone(), i % num_classes) for i in range(n)], xs
+
+
+def cut_regions(out, own, partner):
+    """Per sample, the bool ``(H, W)`` map of pixels taken from the partner, checking every pixel is one or the other.
+
+    ``out``, ``own`` and ``partner`` are ``(B, ..., H, W)``; a pixel (all leading channels together) must
+    equal the sample's own or its partner's exactly, and samples must differ from their partners everywhere.
+    """
+    flat = lambda t: t.double().flatten(1, -3) if t.ndim > 3 else t.double().unsqueeze(1)  # noqa: E731
+    out, own, partner = flat(out), flat(own), flat(partner)
+    is_own = (out == own).all(1)
+    is_partner = (out == partner).all(1)
+    assert bool((is_own | is_partner).all()), "every pixel is copied from the sample or its partner, never blended"
+    return is_partner & ~is_own
+
+
+def is_one_rectangle(region):
+    """Whether the ``True`` pixels of a bool ``(H, W)`` map form exactly one axis-aligned rectangle (or none)."""
+    if not bool(region.any()):
+        return True
+    rows, cols = region.any(1).nonzero().flatten(), region.any(0).nonzero().flatten()
+    box = torch.zeros_like(region)
+    box[rows.min() : rows.max() + 1, cols.min() : cols.max() + 1] = True
+    return torch.equal(box, region)

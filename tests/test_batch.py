@@ -1,16 +1,10 @@
-"""MixedBatch is a 4-tuple with extras; PendingBatch finishes itself on first use, in the main process."""
+"""MixedBatch and SoftTargetBatch: named tuples of the training step's inputs, with perm, lam and extras attached."""
 
 import pickle
 
 import torch
 
-from mixup_collate import MixedBatch, MixupCollate, PendingBatch
-from mixup_collate.stack import stack_samples
-
-
-def pending(n=4, seed=0):
-    samples = [(torch.full((2,), float(i)), i) for i in range(n)]
-    return PendingBatch(MixupCollate(device="cpu", seed=seed), stack_samples(samples))
+from mixup_collate import MixedBatch, SoftTargetBatch
 
 
 def test_mixed_batch_unpacks_as_four_and_carries_perm_and_extras():
@@ -24,31 +18,23 @@ def test_mixed_batch_unpacks_as_four_and_carries_perm_and_extras():
     assert restored.perm.tolist() == [1, 0] and restored.extras == {"id": [1, 2]}
 
 
-def test_pending_batch_finishes_on_unpack_and_only_once():
-    p = pending()
-    assert "pending" in repr(p)
-    x, y_a, y_b, lam = p
-    assert "finished" in repr(p)
-    assert p.finish() is p.finish()
-    assert p[0] is x and p.lam is lam and len(p) == 4
-    assert isinstance(p.finish(), MixedBatch)
+def test_soft_target_batch_unpacks_as_a_pair_and_carries_lam_perm_and_extras():
+    t = torch.zeros(2)
+    batch = SoftTargetBatch(t, torch.ones(2, 3), lam=torch.ones(2), perm=torch.tensor([1, 0]), extras={"k": "v"})
+    x, target = batch
+    assert batch._fields == ("x", "target") and target.shape == (2, 3)
+    assert batch.lam.tolist() == [1.0, 1.0] and batch.perm.tolist() == [1, 0] and batch.extras == {"k": "v"}
+    restored = pickle.loads(pickle.dumps(batch))
+    assert restored.lam.tolist() == [1.0, 1.0] and restored.extras == {"k": "v"}
 
 
-def test_pending_batch_finishes_on_index_or_attribute():
-    p = pending()
-    assert p[3].shape == (4,)
-    q = pending()
-    assert q.perm.shape == (4,)
-
-
-def test_pin_memory_without_a_cuda_target_leaves_the_batch_as_is():
-    p = pending()
-    assert p.pin_memory() is p
-    assert not p._stacked.x.is_pinned()
-
-
-def test_pending_batch_crosses_processes_with_the_main_stream():
-    collate = MixupCollate(device="cpu", seed=0)
-    p = PendingBatch(collate, stack_samples([(torch.rand(2), 0), (torch.rand(2), 1)]))
-    restored = pickle.loads(pickle.dumps(p))
-    assert restored._collate is collate
+def test_to_moves_every_tensor_and_keeps_the_rest():
+    # 'meta' stands in for an accelerator: a device other than the CPU.
+    t = torch.zeros(2)
+    extras = {"id": torch.tensor([4, 5]), "name": ["a", "b"], "nested": [torch.ones(1), "c"]}
+    moved = MixedBatch(t, t, t, t, perm=torch.tensor([1, 0]), extras=extras).to("meta")
+    assert type(moved) is MixedBatch
+    assert all(f.device.type == "meta" for f in (*moved, moved.perm, moved.extras["id"], moved.extras["nested"][0]))
+    assert moved.extras["name"] == ["a", "b"] and moved.extras["nested"][1] == "c"
+    soft = SoftTargetBatch(t, t, lam=t, perm=torch.tensor([0, 1])).to("meta")
+    assert type(soft) is SoftTargetBatch and soft.lam.device.type == "meta" and soft.perm.device.type == "meta"

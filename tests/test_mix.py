@@ -1,12 +1,15 @@
-"""mix, transform, pair and mix_targets: the formulas hold on every code path, for any batch."""
+"""mix, transform, pair, mix_targets and soft_targets: the formulas hold on every code path, for any batch."""
 
 import pytest
 import torch
+import torch.nn.functional as F
+from conftest import cut_regions, is_one_rectangle, mixup_reference
 from hypothesis import given
 from hypothesis import strategies as st
 
 from mixup_collate import mix as M
-from mixup_collate.mix import mix, mix_targets, pair, transform
+from mixup_collate.boxes import kept_fraction, sample_boxes
+from mixup_collate.mix import Scratch, mix, mix_targets, pair, soft_targets, transform
 
 
 @pytest.fixture(params=["vectorised", "row_loop"])
@@ -32,11 +35,7 @@ def batches(draw, dtypes=(torch.float32, torch.float64, torch.uint8)):
     return x, perm, lam
 
 
-def reference(x, perm, lam, scale=1.0, shift=0.0):
-    """The mixup formula in float64, written independently of the kernel."""
-    x = x.double()
-    w = lam.double().reshape(-1, *([1] * (x.ndim - 1)))
-    return (w * x + (1 - w) * x[perm]) * scale + shift
+reference = mixup_reference
 
 
 @given(batch=batches())
@@ -49,12 +48,41 @@ def test_every_row_is_lam_x_plus_one_minus_lam_partner(path, batch):
 
 
 @given(batch=batches(dtypes=(torch.float32, torch.float64)))
-def test_overwriting_the_input_gives_the_same_result(path, batch):
+def test_overwriting_the_input_gives_the_same_result_in_its_memory(path, batch):
     x, perm, lam = batch
     expected = mix(x.clone(), perm, lam)
     out = mix(x, perm, lam, overwrite_input=True)
     assert out.data_ptr() == x.data_ptr()
     torch.testing.assert_close(out, expected, rtol=1e-6, atol=1e-5)
+
+
+@given(batch=batches(), seed=st.integers(0, 2**31))
+def test_any_partner_indices_not_only_permutations(path, batch, seed):
+    # Sampling with replacement, or a fixed partner: the in-place row order would be wrong for these.
+    x, _, lam = batch
+    idx = torch.randint(0, x.shape[0], (x.shape[0],), generator=torch.Generator().manual_seed(seed))
+    out = mix(x.clone(), idx, lam, overwrite_input=True)
+    torch.testing.assert_close(out.double(), reference(x, idx, lam), rtol=1e-5, atol=1e-4)
+
+
+def test_out_of_range_indices_are_named():
+    with pytest.raises(ValueError, match=r"indices in \[0, 3\).*\[0, 5, 1\]"):
+        mix(torch.rand(3, 2), torch.tensor([0, 5, 1]), torch.ones(3))
+
+
+@given(batch=batches(), reuse=st.booleans())
+def test_a_reused_scratch_buffer_never_leaks_into_results(path, batch, reuse):
+    x, perm, lam = batch
+    scratch = Scratch()
+    first = mix(x, perm, lam, scratch=scratch)
+    held = first.clone()
+    second = mix(x.flip(0).contiguous() if reuse else x, perm.flip(0), lam, scratch=scratch)
+    assert torch.equal(first, held), "the batch the caller holds is not touched by the next mix"
+    assert first.untyped_storage().data_ptr() != second.untyped_storage().data_ptr()
+    assert scratch._buffer is None or scratch._buffer.untyped_storage().data_ptr() not in (
+        first.untyped_storage().data_ptr(),
+        second.untyped_storage().data_ptr(),
+    )
 
 
 def test_input_is_untouched_without_permission(path):
@@ -75,6 +103,19 @@ def test_uint8_is_widened_scaled_and_normalised_in_the_pass(path, dtype):
     expected = (reference(x, perm, lam) / 255 - mean.double()) / std.double()
     tol = 1e-5 if dtype == torch.float32 else 2e-2
     torch.testing.assert_close(out.double(), expected, rtol=tol, atol=tol)
+
+
+@pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16])
+def test_half_precision_output_is_the_float32_result_rounded_once(path, dtype):
+    g = torch.Generator().manual_seed(0)
+    x = torch.randint(0, 256, (16, 3, 8, 8), dtype=torch.uint8, generator=g)
+    perm, lam = torch.randperm(16, generator=g), torch.rand(16, generator=g) * 0.5 + 0.5
+    mean, std = torch.tensor([0.5, 0.4, 0.3]).view(3, 1, 1), torch.tensor([0.2, 0.25, 0.3]).view(3, 1, 1)
+    out = mix(x, perm, lam, dtype=dtype, scale=1 / (255 * std), shift=-mean / std)
+    exact = (reference(x, perm, lam) / 255 - mean.double()) / std.double()
+    rounded = exact.to(dtype)
+    ulp = (rounded.double().abs() * torch.finfo(dtype).eps).clamp(min=torch.finfo(dtype).tiny)
+    assert bool(((out.double() - rounded.double()).abs() <= ulp).all()), "within one ulp of one rounding"
 
 
 def test_mixed_uint8_pixels_are_not_rounded():
@@ -134,6 +175,28 @@ def test_rejects_wrong_shapes_and_dtypes():
         mix(torch.rand(0, 3), torch.arange(0), torch.ones(0))
 
 
+def test_rows_and_boxes_blend_some_samples_and_cut_others(path):
+    g = torch.Generator().manual_seed(3)
+    n = 8
+    x = (torch.arange(n).view(-1, 1, 1, 1) * 30 + torch.randint(0, 20, (n, 3, 9, 7), generator=g)).to(torch.uint8)
+    perm = torch.tensor([1, 2, 3, 4, 5, 6, 7, 0])
+    lam = torch.rand(n, generator=g) * 0.5 + 0.5
+    rows = torch.tensor([0, 3, 5])
+    boxes = sample_boxes(torch.full((n,), 0.6), 9, 7, generator=g)
+    boxes[rows] = 0
+    boxes[6] = 0  # sample 6 stays as it is
+    out = mix(x, perm, lam, rows=rows, boxes=boxes, scale=1 / 255)
+    blended = reference(x, perm, lam) / 255
+    torch.testing.assert_close(out[rows].double(), blended[rows], rtol=1e-6, atol=1e-6)
+    others = torch.tensor([1, 2, 4, 6, 7])
+    converted = transform(x, scale=1 / 255)  # pasted pixels are copied, then converted like every pixel
+    regions = cut_regions(out[others], converted[others], converted[perm[others]])
+    for i, region in zip(others.tolist(), regions):
+        assert is_one_rectangle(region)
+        assert float(1 - region.double().mean()) == pytest.approx(float(kept_fraction(boxes[i : i + 1], 9, 7)))
+    assert torch.equal(out[6], converted[6])
+
+
 def test_transform_converts_without_mixing():
     x = torch.randint(0, 256, (3, 2, 4), dtype=torch.uint8)
     out = transform(x, scale=1 / 255)
@@ -164,6 +227,26 @@ def test_mix_targets_keeps_weight_one_on_a_shared_class():
     out = mix_targets(y, torch.tensor([1, 0, 2]), torch.tensor([0.6, 0.9, 0.7]))
     assert torch.equal(out[0], y[0]) and torch.equal(out[1], y[1])
     assert torch.equal(out.sum(1), torch.ones(3))
+
+
+@pytest.mark.parametrize("smoothing", [0.0, 0.1])
+def test_soft_targets_mix_smoothed_one_hots(smoothing):
+    y, perm, lam = torch.tensor([0, 2, 2, 1]), torch.tensor([3, 0, 1, 2]), torch.tensor([0.9, 0.6, 0.5, 1.0])
+    smooth = lambda t: F.one_hot(t, 3).double() * (1 - smoothing) + smoothing / 3  # noqa: E731
+    expected = lam.double()[:, None] * smooth(y) + (1 - lam.double()[:, None]) * smooth(y[perm])
+    out = soft_targets(y, perm, lam, 3, smoothing)
+    assert out.shape == (4, 3) and out.dtype == torch.float32
+    torch.testing.assert_close(out.double(), expected, rtol=0, atol=1e-7)
+    torch.testing.assert_close(out.sum(1), torch.ones(4))
+
+
+def test_soft_targets_of_float_targets_mix_linearly_then_smooth():
+    y = torch.tensor([[1.0, 0.0, 1.0], [0.0, 1.0, 0.0]])
+    out = soft_targets(y, torch.tensor([1, 0]), torch.tensor([0.75, 0.5]), 3, 0.3)
+    mixed = torch.tensor([[0.75, 0.25, 0.75], [0.5, 0.5, 0.5]])
+    torch.testing.assert_close(out, mixed * 0.7 + 0.1)
+    with pytest.raises(ValueError, match=r"shape \(B, 4\)"):
+        soft_targets(y, torch.tensor([1, 0]), torch.ones(2), 4)
 
 
 def test_mix_targets_refuses_class_indices():

@@ -1,4 +1,7 @@
-"""sample_lam draws folded Beta(alpha, alpha) weights; sample_perm draws uniform permutations."""
+"""sample_lam draws folded Beta(alpha, alpha) weights; sample_perm uniform permutations or cycles; coins are fair."""
+
+import itertools
+import math
 
 import numpy as np
 import pytest
@@ -8,7 +11,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 from scipy import stats
 
-from mixup_collate import sample_lam, sample_perm
+from mixup_collate.sampling import sample_coins, sample_lam, sample_perm
 
 
 def generator(device, seed=0):
@@ -81,10 +84,15 @@ def test_same_generator_state_gives_same_draws():
     assert torch.equal(a, b) and not torch.equal(a, c)
 
 
-@pytest.mark.parametrize("alpha", [0, -1.0, float("nan")])
-def test_alpha_must_be_positive(alpha):
-    with pytest.raises(ValueError, match="alpha"):
+@pytest.mark.parametrize("alpha", [0, -1.0, float("nan"), float("inf"), "0.4", True])
+def test_alpha_must_be_a_finite_positive_number(alpha):
+    with pytest.raises(ValueError, match="alpha must be a finite number > 0"):
         sample_lam(4, alpha)
+
+
+def test_numpy_alpha_is_a_number():
+    g = generator("cpu")
+    assert torch.equal(sample_lam(8, np.float32(0.5), generator=g), sample_lam(8, 0.5, generator=generator("cpu")))
 
 
 def test_empty_batch_is_refused():
@@ -101,11 +109,67 @@ def test_perm_is_a_bijection(n, seed):
     assert sorted(perm.tolist()) == list(range(n))
 
 
+def permutation_counts(draw, n, trials):
+    """How often each of the n! permutations of range(n) comes out of ``draw()`` in ``trials`` draws."""
+    index = {p: i for i, p in enumerate(itertools.permutations(range(n)))}
+    counts = np.zeros(len(index))
+    for _ in range(trials):
+        counts[index[tuple(draw().tolist())]] += 1
+    return counts
+
+
 @pytest.mark.parametrize("device", devices())
-def test_perm_is_uniform(device):
-    # Position of element 0 after shuffling 5 items: uniform over 5 places (chi-square).
+@pytest.mark.parametrize("n", [4, 5])
+def test_perm_is_uniform_over_all_permutations(device, n):
+    # Chi-square over all n! outcomes: a rotation, a fixed pattern or a biased shuffle all fail it.
     g = generator(device)
-    counts = np.zeros(5)
-    for _ in range(5000):
-        counts[int(sample_perm(5, generator=g, device=device).cpu().argmin())] += 1
+    counts = permutation_counts(lambda: sample_perm(n, generator=g, device=device).cpu(), n, 40 * math.factorial(n))
     assert stats.chisquare(counts).pvalue > 1e-3
+
+
+def test_the_uniformity_check_has_teeth():
+    g = generator("cpu")
+    rotation = lambda: torch.arange(5).roll(int(torch.randint(0, 5, (1,), generator=g)))  # noqa: E731
+    assert stats.chisquare(permutation_counts(rotation, 5, 4800)).pvalue < 1e-3
+
+
+@given(n=st.integers(2, 300), seed=st.integers(0, 2**31))
+def test_cycle_has_no_fixed_points_and_no_two_cycles(n, seed):
+    perm = sample_perm(n, cycle=True, generator=generator("cpu", seed)).tolist()
+    assert sorted(perm) == list(range(n))
+    assert all(perm[i] != i for i in range(n))
+    i, length = 0, 0
+    while True:  # one cycle through every sample
+        i, length = perm[i], length + 1
+        if i == 0:
+            break
+    assert length == n
+    if n >= 3:
+        assert all(perm[perm[i]] != i for i in range(n)), "no two samples are each other's partners"
+
+
+@pytest.mark.parametrize("n", [4, 5])
+def test_cycle_is_uniform_over_all_cycles(n):
+    g = generator("cpu")
+    counts = permutation_counts(lambda: sample_perm(n, cycle=True, generator=g), n, 60 * math.factorial(n - 1))
+    cycles = counts[counts > 0]
+    assert len(cycles) == math.factorial(n - 1), "every n-cycle occurs, and nothing else"
+    assert stats.chisquare(cycles).pvalue > 1e-3
+
+
+def test_a_batch_of_one_is_its_own_partner():
+    assert sample_perm(1, cycle=True).tolist() == [0]
+
+
+@pytest.mark.parametrize("p", [0.0, 0.3, 1.0])
+def test_coins_follow_their_probability(p):
+    heads = int(sample_coins(20_000, p, generator=generator("cpu")).sum())
+    if p in (0.0, 1.0):
+        assert heads == 20_000 * p
+    else:
+        assert stats.binomtest(heads, 20_000, p).pvalue > 1e-3
+
+
+def test_one_coin_per_batch():
+    coins = torch.stack([sample_coins(7, 0.5, per_sample=False, generator=generator("cpu", s)) for s in range(40)])
+    assert bool((coins == coins[:, :1]).all()) and 0 < int(coins[:, 0].sum()) < 40

@@ -1,0 +1,95 @@
+"""Everything random about one batch, drawn at once on the CPU, apart from applying it.
+
+:func:`draw_params` composes the samplers into a :class:`MixParams`: each sample's partner, whether
+it is mixed at all (``prob``), by Mixup or by CutMix (``switch_prob``), its weight and its box.
+Applying the parameters (:func:`mixup_collate.mix.mix`) draws nothing, so a batch whose mix is
+retried, or finished again, gets the very same draws.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor
+
+from .boxes import kept_fraction, sample_boxes
+from .sampling import sample_coins, sample_lam, sample_perm
+
+__all__ = ["MixParams", "draw_params"]
+
+
+@dataclass(frozen=True)
+class MixParams:
+    """The draws for a batch of ``B`` samples (CPU tensors).
+
+    Attributes:
+        perm: ``(B,)`` int64 partner of each sample.
+        lam: ``(B,)`` float32 weight of each sample's own target: its Mixup weight, the share of its
+            image it keeps under CutMix, or 1 when it is not mixed.
+        rows: int64 indices of the samples mixed by blending (Mixup); ``None`` means all of them.
+        boxes: ``(B, 4)`` int64 CutMix boxes ``(top, bottom, left, right)``, empty for samples not cut;
+            ``None`` when no sample of the batch is cut.
+        active: ``False`` for an unmixed batch (evaluation, or after ``off_epoch``).
+    """
+
+    perm: Tensor
+    lam: Tensor
+    rows: Tensor | None = None
+    boxes: Tensor | None = None
+    active: bool = True
+
+    @classmethod
+    def identity(cls, batch_size: int) -> MixParams:
+        """No mixing: every sample is its own partner with weight 1."""
+        return cls(torch.arange(batch_size), torch.ones(batch_size), active=False)
+
+
+def draw_params(
+    batch_size: int,
+    sample_shape: tuple[int, ...],
+    *,
+    alpha: float,
+    cutmix_alpha: float = 0.0,
+    cutmix_minmax: tuple[float, float] | None = None,
+    switch_prob: float = 0.5,
+    prob: float = 1.0,
+    fold: bool = True,
+    per_sample: bool = True,
+    cycle: bool = False,
+    generator: torch.Generator | None = None,
+) -> MixParams:
+    """Draw the parameters of one batch; ``alpha=0`` turns Mixup off, ``cutmix_alpha=0`` (and no minmax) CutMix.
+
+    ``sample_shape`` is one sample's shape; CutMix boxes cover its last two dimensions. With
+    ``per_sample=False`` the coins, the weight and the box are drawn once and shared by the batch.
+    """
+    n, g = batch_size, generator
+    use_mixup = alpha > 0
+    use_cutmix = cutmix_alpha > 0 or cutmix_minmax is not None
+    perm = sample_perm(n, cycle=cycle, generator=g)
+    mixed = None if prob >= 1 else sample_coins(n, prob, per_sample=per_sample, generator=g)
+    if use_mixup and use_cutmix:
+        cut = sample_coins(n, switch_prob, per_sample=per_sample, generator=g)
+    else:
+        cut = torch.full((n,), use_cutmix)
+    if mixed is not None:
+        cut &= mixed
+    blend = ~cut if mixed is None else ~cut & mixed
+    if not use_mixup:
+        blend = torch.zeros(n, dtype=torch.bool)
+    lam = torch.ones(n)
+    if use_mixup:
+        lam = torch.where(blend, sample_lam(n, alpha, fold=fold, per_sample=per_sample, generator=g), lam)
+    boxes = None
+    if use_cutmix:
+        height, width = sample_shape[-2:]
+        draws = n if per_sample else 1
+        box_lam = torch.ones(draws) if cutmix_minmax else sample_lam(draws, cutmix_alpha, fold=fold, generator=g)
+        drawn = sample_boxes(box_lam, height, width, minmax=cutmix_minmax, generator=g).expand(n, 4)
+        boxes = torch.where(cut[:, None], drawn, 0)
+        lam = torch.where(cut, kept_fraction(boxes, height, width), lam)
+        if not bool(cut.any()):
+            boxes = None
+    rows = None if bool(blend.all()) else blend.nonzero().flatten()
+    return MixParams(perm, lam, rows, boxes)

@@ -1,0 +1,195 @@
+"""What the DataLoader yields: a batch stacked on the CPU that is drawn and mixed at its first use.
+
+The data's path, whatever ``num_workers`` is:
+
+1. ``MixupCollate.__call__`` stacks the samples where the DataLoader runs it (a worker process when
+   ``num_workers > 0``) and returns a :class:`PendingBatch` holding the CPU tensors.
+2. A worker's batch reaches the main process by pickle. It names its collate by a key, and the main
+   process finds the collate registered under that key (:func:`register_owner`): the one that owns
+   the random stream. That is the only thing the key is for; a copied or unpickled collate is an
+   ordinary, independent object with a key of its own.
+3. The first time the training loop uses the batch (unpacks, indexes or reads it, calls ``.to()``,
+   ``finish()`` or a pytree function on it), the owner draws the batch's parameters from its stream and
+   mixes on the device. So draws follow the order in which the loop first uses batches, the same for
+   any ``num_workers``, ``pin_memory`` or start method; a batch skipped unused consumes no draw.
+"""
+
+from __future__ import annotations
+
+import signal
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import TYPE_CHECKING, Any, Protocol, Union
+from uuid import uuid4
+from weakref import WeakValueDictionary
+
+import torch
+from torch.utils import _pytree as pytree
+from torch.utils.data import get_worker_info
+
+from .batch import MixedBatch, SoftTargetBatch
+
+if TYPE_CHECKING:
+    from .params import MixParams
+    from .stack import Stacked
+
+__all__ = ["PendingBatch", "register_owner"]
+
+Batch = Union[MixedBatch, SoftTargetBatch]
+
+
+class Owner(Protocol):
+    """The collate that finishes a pending batch: draws its parameters, then applies them."""
+
+    key: str  # what a batch from a worker names to find this owner (see register_owner)
+
+    def draw(self, stacked: Stacked) -> MixParams: ...
+
+    def apply(
+        self, stacked: Stacked, params: MixParams, device: torch.device | None = None, *, from_worker: bool = False
+    ) -> Batch: ...
+
+    def pin(self, stacked: Stacked) -> None: ...
+
+
+# The collates of this process, by key; a batch coming back from a worker looks its owner up here.
+_OWNERS: WeakValueDictionary[str, Owner] = WeakValueDictionary()
+
+
+def register_owner(owner: Owner, key: str | None = None) -> str:
+    """Register ``owner`` under ``key`` (kept when free in this process, as in a fresh worker) or a new key."""
+    if key is None or key in _OWNERS:
+        key = uuid4().hex
+    _OWNERS[key] = owner
+    return key
+
+
+def _arrive(key: str, stacked: Stacked, size: int) -> PendingBatch:
+    """Unpickle a worker's batch in the main process, attached to the collate that owns the stream."""
+    owner = _OWNERS.get(key)
+    if owner is None:
+        raise RuntimeError(
+            "a batch arrived from a DataLoader worker, but the MixupCollate that made it no longer exists in "
+            "this process; keep the collate alive (the DataLoader's collate_fn) while its loader runs"
+        )
+    return PendingBatch(owner, stacked, size, from_worker=True)
+
+
+def _finished(batch: Batch) -> PendingBatch:
+    pending = PendingBatch(None, None, len(batch))
+    pending._batch = batch
+    return pending
+
+
+@contextmanager
+def _sigint_deferred() -> Iterator[None]:
+    """Hold Ctrl-C back until the block ends, so a batch is finished completely or not at all (main thread only)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    caught: list[tuple[int, Any]] = []
+    previous = signal.signal(signal.SIGINT, lambda signum, frame: caught.append((signum, frame)))
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+        if caught:
+            if callable(previous):
+                previous(*caught[0])
+            elif previous == signal.SIG_DFL:
+                raise KeyboardInterrupt
+
+
+class PendingBatch:
+    """A stacked CPU batch that becomes a :class:`MixedBatch` (or :class:`SoftTargetBatch`) at first use.
+
+    It unpacks, indexes and reads like the finished batch (``x, y_a, y_b, lam = batch``,
+    ``batch[0]``, ``batch.lam``, ``batch.perm``, ``batch.extras``), and ``torch.utils._pytree`` sees the
+    finished batch's tensors. It is not itself a tuple: :meth:`finish` returns the named tuple, and
+    :meth:`to` finishes it directly on a given device (what Lightning and accelerate call).
+    """
+
+    __slots__ = ("_batch", "_from_worker", "_owner", "_params", "_size", "_stacked")
+
+    def __init__(self, owner: Owner | None, stacked: Stacked | None, size: int, *, from_worker: bool = False) -> None:
+        self._owner = owner
+        self._stacked = stacked
+        self._size = size
+        self._from_worker = from_worker
+        self._params: MixParams | None = None
+        self._batch: Batch | None = None
+
+    def finish(self, device: torch.device | str | None = None) -> Batch:
+        """Draw and mix once, in the main process; later calls return the same batch (moved to ``device`` if given).
+
+        Draws are kept apart from the mix: if the mix fails (or is interrupted), finishing again uses the
+        same draws on the same, untouched input. Ctrl-C waits until the batch is complete.
+        """
+        if self._batch is None:
+            if get_worker_info() is not None:
+                raise RuntimeError("MixupCollate finishes batches in the main process only, never in a worker")
+            device = None if device is None else torch.device(device)
+            # inference_mode(False): a batch first used under inference mode must still be trainable.
+            with _sigint_deferred(), torch.inference_mode(False):
+                if self._params is None:
+                    self._params = self._owner.draw(self._stacked)
+                self._batch = self._owner.apply(self._stacked, self._params, device, from_worker=self._from_worker)
+                self._stacked = None
+            return self._batch
+        if device is not None and self._batch[0].device != torch.device(device):
+            return self._batch.to(device)
+        return self._batch
+
+    def to(self, device: torch.device | str, non_blocking: bool = False) -> Batch:
+        """The finished batch on ``device`` (finished there directly if it was still pending)."""
+        if isinstance(device, torch.dtype):
+            raise TypeError("a mixup batch moves between devices only; its dtype is set by MixupCollate(dtype=...)")
+        return self.finish(device)
+
+    def pin_memory(self) -> PendingBatch:
+        """Called by the DataLoader's pinning (main process): page-lock the CPU tensors for a CUDA target."""
+        if self._stacked is not None:
+            self._owner.pin(self._stacked)
+        return self
+
+    def __iter__(self) -> Iterator[Any]:
+        return iter(self.finish())
+
+    def __getitem__(self, index: int | slice) -> Any:
+        return self.finish()[index]
+
+    def __len__(self) -> int:
+        return self._size
+
+    x = property(lambda self: self.finish().x, doc="The mixed inputs (finishes the batch).")
+    y_a = property(lambda self: self.finish().y_a, doc="The samples' own targets (finishes the batch).")
+    y_b = property(lambda self: self.finish().y_b, doc="The partners' targets (finishes the batch).")
+    target = property(lambda self: self.finish().target, doc="Dense mixed targets, soft_targets=True only.")
+    lam = property(lambda self: self.finish().lam, doc="Weight of each sample's own target (finishes the batch).")
+    perm = property(lambda self: self.finish().perm, doc="Partner indices (finishes the batch).")
+    extras = property(lambda self: self.finish().extras, doc="The samples' other fields (finishes the batch).")
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        if self._batch is not None:
+            return _finished, (self._batch,)
+        return _arrive, (self._owner.key, self._stacked, self._size)
+
+    def __repr__(self) -> str:
+        return f"PendingBatch({'finished' if self._batch is not None else 'pending'}, {self._size} fields)"
+
+
+def _flatten(pending: PendingBatch) -> tuple[list[Any], Any]:
+    batch = pending.finish()
+    return [*batch, *(getattr(batch, name) for name in batch.attached)], (type(batch), len(batch))
+
+
+def _unflatten(children: Any, context: Any) -> Batch:
+    cls, size = context
+    children = list(children)
+    return cls(*children[:size], **dict(zip(cls.attached, children[size:])))
+
+
+pytree.register_pytree_node(
+    PendingBatch, _flatten, _unflatten, serialized_type_name=f"{__name__}.{PendingBatch.__qualname__}"
+)

@@ -1,0 +1,102 @@
+"""CutMix geometry: boxes lie in the image, cover the share lam asks for, and paste copies pixels exactly."""
+
+import pytest
+import torch
+from conftest import cut_regions, is_one_rectangle
+from hypothesis import given
+from hypothesis import strategies as st
+
+from mixup_collate.boxes import box_masks, kept_fraction, paste, sample_boxes
+
+
+def generator(seed=0):
+    return torch.Generator().manual_seed(seed)
+
+
+@given(
+    n=st.integers(1, 40),
+    height=st.integers(1, 37),
+    width=st.integers(1, 37),
+    seed=st.integers(0, 2**31),
+)
+def test_boxes_lie_inside_and_never_exceed_their_share(n, height, width, seed):
+    g = generator(seed)
+    lam = torch.rand(n, generator=g)
+    boxes = sample_boxes(lam, height, width, generator=g)
+    assert boxes.dtype == torch.int64 and boxes.shape == (n, 4)
+    top, bottom, left, right = boxes.unbind(1)
+    assert bool(((top >= 0) & (top <= bottom) & (bottom <= height)).all())
+    assert bool(((left >= 0) & (left <= right) & (right <= width)).all())
+    area = (bottom - top) * (right - left)
+    assert bool((area <= (1 - lam.double()) * height * width).all()), "a box never takes more than 1 - lam"
+
+
+def test_unclipped_boxes_have_the_requested_sides():
+    lam = torch.full((2000,), 0.75)  # sides = half the image's
+    boxes = sample_boxes(lam, 32, 20, generator=generator())
+    heights, widths = boxes[:, 1] - boxes[:, 0], boxes[:, 3] - boxes[:, 2]
+    inside = (boxes[:, 0] > 0) & (boxes[:, 1] < 32) & (boxes[:, 2] > 0) & (boxes[:, 3] < 20)
+    assert bool(inside.any())
+    assert set(heights[inside].tolist()) == {16} and set(widths[inside].tolist()) == {10}
+    assert bool((heights <= 16).all()) and bool((widths <= 10).all()), "clipping only shrinks a box"
+
+
+def test_centres_are_spread_over_the_whole_image():
+    boxes = sample_boxes(torch.full((4000,), 0.96), 10, 10, generator=generator())
+    centres = ((boxes[:, 0] + boxes[:, 1]) // 2) * 10 + (boxes[:, 2] + boxes[:, 3]) // 2
+    assert len(set(centres.tolist())) == 100
+
+
+def test_minmax_draws_side_ratios_in_range_and_keeps_boxes_inside():
+    boxes = sample_boxes(torch.ones(3000), 50, 40, minmax=(0.2, 0.6), generator=generator())
+    heights, widths = boxes[:, 1] - boxes[:, 0], boxes[:, 3] - boxes[:, 2]
+    assert heights.min() >= 10 and heights.max() <= 30 and widths.min() >= 8 and widths.max() <= 24
+    assert heights.float().std() > 3 and not torch.equal(heights, widths * 50 // 40), "sides drawn independently"
+    assert bool((boxes[:, 0] >= 0).all() and (boxes[:, 1] <= 50).all() and (boxes[:, 3] <= 40).all())
+
+
+def test_kept_fraction_is_exact():
+    boxes = torch.tensor([[0, 2, 0, 3], [0, 0, 1, 4], [0, 5, 0, 7]])
+    kept = kept_fraction(boxes, 5, 7)
+    assert kept.dtype == torch.float32
+    assert torch.equal(kept, torch.tensor([29 / 35, 1.0, 0.0], dtype=torch.float64).float())
+
+
+def test_masks_mark_exactly_the_box():
+    mask = box_masks(torch.tensor([[1, 3, 2, 5]]), 4, 6)
+    expected = torch.zeros(1, 4, 6, dtype=torch.bool)
+    expected[0, 1:3, 2:5] = True
+    assert torch.equal(mask, expected)
+
+
+@pytest.mark.parametrize("dtype", [torch.uint8, torch.float32])
+@pytest.mark.parametrize("shape", [(3, 7, 9), (8, 8), (2, 3, 5, 6)])
+def test_paste_copies_one_rectangle_from_the_partner(dtype, shape):
+    n = 6
+    g = generator(1)
+    x = (torch.arange(n, dtype=torch.float64) * 40).reshape(-1, *([1] * len(shape))) + torch.rand((n, *shape))
+    x = x.to(dtype)
+    perm = torch.tensor([1, 2, 3, 4, 5, 0])
+    boxes = sample_boxes(torch.rand(n, generator=g) * 0.5 + 0.5, shape[-2], shape[-1], generator=g)
+    out = paste(x, perm, boxes)
+    assert out.dtype == dtype and out.shape == x.shape
+    regions = cut_regions(out, x, x[perm])
+    for i in range(n):
+        assert is_one_rectangle(regions[i])
+        assert int(regions[i].sum()) == int((boxes[i, 1] - boxes[i, 0]) * (boxes[i, 3] - boxes[i, 2]))
+
+
+def test_paste_keeps_nan_and_inf_where_they_are():
+    x = torch.zeros(2, 1, 4, 4)
+    x[1, 0, 0, 0] = float("inf")
+    x[0, 0, 3, 3] = float("nan")
+    out = paste(x, torch.tensor([1, 0]), torch.tensor([[0, 2, 0, 2], [0, 0, 0, 0]]))
+    assert out[0, 0, 0, 0] == float("inf") and bool(out[0, 0, 3, 3].isnan())
+    assert int((~out.isfinite()).sum()) == 3
+
+
+def test_paste_names_bad_shapes():
+    with pytest.raises(ValueError, match=r"two spatial dimensions.*\(4, 5\)"):
+        paste(torch.rand(4, 5), torch.arange(4), torch.zeros(4, 4, dtype=torch.int64))
+    with pytest.raises(ValueError, match=r"boxes must have shape \(4, 4\)"):
+        paste(torch.rand(4, 5, 5), torch.arange(4), torch.zeros(3, 4, dtype=torch.int64))

@@ -1,0 +1,172 @@
+"""PendingBatch: what the loop receives reads like the finished batch, finishes once, and all or nothing."""
+
+import pickle
+import signal
+
+import pytest
+import torch
+from conftest import image_samples, mixup_reference
+from torch.utils import _pytree as pytree
+
+from mixup_collate import MixedBatch, MixupCollate, SoftTargetBatch
+from mixup_collate import mix as M
+from mixup_collate.pending import PendingBatch
+
+
+def pending(n=6, seed=0, dtype=torch.float32, **kwargs):
+    samples, xs = image_samples(n, dtype=dtype, seed=seed)
+    return MixupCollate(device="cpu", seed=seed, **kwargs)(samples), xs
+
+
+def test_the_loop_receives_a_pending_batch_that_reads_like_the_finished_one():
+    batch, xs = pending()
+    assert isinstance(batch, PendingBatch) and "pending" in repr(batch)
+    assert len(batch) == 4 and "pending" in repr(batch), "len() does not finish the batch"
+    assert hasattr(batch, "to") and hasattr(batch, "pin_memory") and "pending" in repr(batch)
+    x, y_a, y_b, lam = batch
+    assert "finished" in repr(batch)
+    assert batch[0] is x and batch[-1] is lam and batch.x is x and batch.lam is lam
+    assert batch.y_a is y_a and batch.y_b is y_b and batch.perm.shape == (6,) and batch.extras == {}
+    assert isinstance(batch.finish(), MixedBatch) and batch.finish() is batch.finish()
+    torch.testing.assert_close(x.double(), mixup_reference(xs, batch.perm, lam))
+
+
+def test_any_first_use_finishes_it():
+    for use in (lambda b: b[1], lambda b: b.perm, lambda b: list(b), lambda b: b.finish(), lambda b: b.to("cpu")):
+        batch, _ = pending()
+        use(batch)
+        assert "finished" in repr(batch)
+
+
+def test_soft_target_batches_read_as_pairs():
+    batch, _ = pending(soft_targets=True, num_classes=10)
+    assert len(batch) == 2
+    x, target = batch
+    assert target.shape == (6, 10) and batch.target is target and batch.lam.shape == (6,)
+    assert isinstance(batch.finish(), SoftTargetBatch)
+
+
+def test_to_finishes_directly_on_the_device_asked_for():
+    batch, _ = pending()
+    moved = batch.to("meta")  # what Lightning's and accelerate's transfers call; 'meta' stands in for a GPU
+    assert isinstance(moved, MixedBatch) and moved.perm is not None
+    assert all(t.device.type == "meta" for t in (*moved, moved.perm))
+    again, _ = pending()
+    again.finish()
+    assert again.to("meta").x.device.type == "meta" and again.x.device.type == "cpu"
+    with pytest.raises(TypeError, match="dtype"):
+        again.to(torch.float16)
+
+
+def test_pytree_sees_the_finished_tensors_and_keeps_perm_and_extras():
+    samples = [{"image": torch.rand(2, 3, 3), "label": i, "id": torch.tensor(i)} for i in range(5)]
+    batch = MixupCollate(device="cpu", seed=0)(samples)
+    leaves, spec = pytree.tree_flatten(batch)
+    finished = batch.finish()
+    assert len(leaves) == 6 and leaves[4] is finished.perm and leaves[5] is finished.extras["id"]
+    mapped = pytree.tree_map(lambda t: t + 0, batch)
+    assert type(mapped) is MixedBatch
+    assert torch.equal(mapped.perm, finished.perm) and torch.equal(mapped.extras["id"], torch.arange(5))
+
+
+@pytest.mark.parametrize("dtype", [torch.uint8, torch.float32])
+def test_a_batch_first_used_under_inference_mode_still_trains(dtype):
+    batch, _ = pending(dtype=dtype)
+    with torch.inference_mode():
+        float(batch.lam.mean())  # logging lam first
+    layer = torch.nn.Linear(4, 1)
+    loss = layer(batch.x).mean() * batch.lam.mean()
+    loss.backward()
+    assert layer.weight.grad is not None and not batch.x.is_inference()
+
+
+def reference_batch(**kwargs):
+    batch, _ = pending(n=9, **kwargs)
+    return batch.finish()
+
+
+def assert_same_batch(a, b):
+    for u, v in zip((*a, a.perm), (*b, b.perm)):
+        assert torch.equal(u, v)
+
+
+def test_a_failure_before_the_mix_leaves_the_batch_to_be_finished_with_the_same_draws(monkeypatch):
+    expected = reference_batch()
+    batch, _ = pending(n=9)
+    calls = []
+
+    def fail_once(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == 1:
+            raise RuntimeError("out of memory (simulated)")
+        return original(*args, **kwargs)
+
+    original = MixupCollate._affine
+    monkeypatch.setattr(MixupCollate, "_affine", fail_once)
+    with pytest.raises(RuntimeError, match="simulated"):
+        batch.finish()
+    assert_same_batch(batch.finish(), expected)
+    assert batch.finish() is batch.finish(), "finishing twice gives the same batch"
+
+
+@pytest.fixture(params=["vectorised", "row_loop"])
+def path(request, monkeypatch):
+    if request.param == "row_loop":
+        monkeypatch.setattr(M, "ROW_LOOP_MIN_BYTES", 0)
+        monkeypatch.setattr(M, "CACHE_BYTES", 0)
+    return request.param
+
+
+def test_ctrl_c_in_the_middle_of_the_mix_waits_until_the_batch_is_complete(path, monkeypatch):
+    expected = reference_batch()
+    batch, _ = pending(n=9)
+    original = torch.Tensor.addcmul_
+    calls = []
+
+    def interrupted(self, *args, **kwargs):
+        calls.append(1)
+        if len(calls) == 1:
+            signal.raise_signal(signal.SIGINT)  # Ctrl-C after the first in-place write, before the rest
+        return original(self, *args, **kwargs)
+
+    monkeypatch.setattr(torch.Tensor, "addcmul_", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        batch.finish()
+    monkeypatch.undo()
+    assert len(calls) == (9 if path == "row_loop" else 1), "the mix ran to its end before the interrupt"
+    assert_same_batch(batch.finish(), expected)
+
+
+def test_an_error_in_the_middle_of_an_in_place_mix_is_never_mixed_twice(monkeypatch):
+    monkeypatch.setattr(M, "ROW_LOOP_MIN_BYTES", 0)
+    monkeypatch.setattr(M, "CACHE_BYTES", 0)
+    batch, _ = pending(n=9)
+    original = torch.Tensor.addcmul_
+    calls = []
+
+    def failing(self, *args, **kwargs):
+        calls.append(1)
+        if len(calls) == 4:
+            raise RuntimeError("failure halfway through (simulated)")
+        return original(self, *args, **kwargs)
+
+    monkeypatch.setattr(torch.Tensor, "addcmul_", failing)
+    with pytest.raises(RuntimeError, match="simulated"):
+        batch.finish()
+    monkeypatch.undo()
+    with pytest.raises(RuntimeError, match="cannot be finished again; skip the batch"):
+        batch.finish()
+
+
+def test_a_finished_batch_pickles_as_its_tensors():
+    batch, _ = pending()
+    batch.finish()
+    restored = pickle.loads(pickle.dumps(batch))
+    assert_same_batch(restored.finish(), batch.finish())
+
+
+def test_a_pending_batch_pickled_in_this_process_comes_back_to_its_collate():
+    collate = MixupCollate(device="cpu", seed=0)
+    batch = collate(image_samples(4)[0])
+    restored = pickle.loads(pickle.dumps(batch))
+    assert restored._owner is collate
