@@ -371,7 +371,7 @@ class MixupCollate:
             fold=self.fold,
             per_sample=self.per_sample,
             cycle=self.cycle,
-            generator=self._stream.generator,
+            generator=self._stream.next_generator(),
         )
 
     def _check_targets(self, y: Tensor) -> None:

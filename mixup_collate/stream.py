@@ -2,21 +2,24 @@
 
 One stream per :class:`~mixup_collate.MixupCollate`, living in the main process (workers never draw),
 so batches are the same for any ``num_workers``, and the forked-workers-repeat-their-random-numbers
-bug cannot happen. Ranks and epochs get independent streams: the seed is spread with the rank and
-the epoch through numpy's ``SeedSequence``. Nothing random is pickled: a stream sent to a worker
-carries its seed and epoch only.
+bug cannot happen. Every batch gets its own generator, seeded from the base seed, the distributed
+rank, the epoch and the batch's index in the epoch (the order in which the loop first uses batches).
+So ranks, epochs and batches are independent, and the state to resume from is three integers that
+mean the same on every rank: a checkpoint written by rank 0 (as Lightning and accelerate write them)
+restores every rank's own stream. Nothing random is pickled: a stream sent to a worker carries its
+seed and epoch only.
 """
 
 from __future__ import annotations
 
+import hashlib
 import os
 from numbers import Integral
 from typing import Any
 
-import numpy as np
 import torch
 
-__all__ = ["RandomStream", "check_seed", "current_rank", "stream_seed"]
+__all__ = ["RandomStream", "batch_seed", "check_seed", "current_rank"]
 
 
 def current_rank() -> int:
@@ -26,10 +29,10 @@ def current_rank() -> int:
     return int(os.environ.get("RANK", "0"))
 
 
-def stream_seed(seed: int, rank: int, epoch: int = 0) -> int:
-    """A 63-bit seed for ``rank``'s stream in ``epoch``, statistically independent of every other pair's."""
-    entropy = np.random.SeedSequence([seed, rank, epoch])
-    return int(entropy.generate_state(1, dtype=np.uint64)[0] >> np.uint64(1))
+def batch_seed(seed: int, rank: int, epoch: int, batch: int) -> int:
+    """A 63-bit seed for one batch's draws, a hash of its four coordinates (independent of every other's)."""
+    key = f"{seed},{rank},{epoch},{batch}".encode()
+    return int.from_bytes(hashlib.blake2b(key, digest_size=8).digest(), "little") >> 1
 
 
 def check_seed(seed: object, name: str = "seed") -> int | None:
@@ -42,12 +45,12 @@ def check_seed(seed: object, name: str = "seed") -> int | None:
 
 
 class RandomStream:
-    """A lazily created CPU ``torch.Generator``, one per epoch.
+    """Hands out one seeded CPU ``torch.Generator`` per batch.
 
-    ``seed`` fixes the stream (per rank and epoch); ``generator`` uses the caller's generator as is
-    (the caller then owns its seeding, per rank and epoch too); with neither, a base seed is drawn
-    from torch's global RNG at the first draw, so ``torch.manual_seed`` governs it as it governs the
-    DataLoader's shuffling. :meth:`set_epoch` starts the epoch's own stream.
+    ``seed`` fixes the stream (per rank, epoch and batch); ``generator`` uses the caller's generator
+    as is, batch after batch (the caller then owns its seeding and its per-rank state); with neither,
+    a base seed is drawn from torch's global RNG at the first draw, so ``torch.manual_seed`` governs it
+    as it governs the DataLoader's shuffling. :meth:`set_epoch` starts the epoch's batches at 0.
     """
 
     def __init__(self, seed: int | None = None, generator: torch.Generator | None = None) -> None:
@@ -59,45 +62,47 @@ class RandomStream:
         if generator is not None and generator.device.type != "cpu":
             raise ValueError(f"generator must be a CPU generator (draws happen on the CPU), got {generator.device}")
         self.epoch = 0
-        self._own_generator = generator is None
+        self.batches = 0  # batches drawn in this epoch
         self._base: int | None = self.seed
-        self._generator = generator
+        self._caller_generator = generator
+        self._generator = generator if generator is not None else torch.Generator()
 
-    @property
-    def generator(self) -> torch.Generator:
-        """The generator the current epoch draws from (created, and for an unseeded stream seeded, on first use)."""
-        if self._generator is None:
+    def next_generator(self) -> torch.Generator:
+        """The generator to draw the next batch from (the caller's own, or one seeded for this batch)."""
+        if self._caller_generator is None:
             if self._base is None:
                 self._base = int(torch.randint(0, 2**62, (1,)).item())
-            self._generator = torch.Generator().manual_seed(stream_seed(self._base, current_rank(), self.epoch))
+            self._generator.manual_seed(batch_seed(self._base, current_rank(), self.epoch, self.batches))
+        self.batches += 1
         return self._generator
 
     def set_epoch(self, epoch: int) -> None:
-        """Draw from ``epoch``'s stream from now on (a caller's own generator just continues)."""
-        self.epoch = epoch
-        if self._own_generator:
-            self._generator = None
+        """Draw ``epoch``'s batches from now on, from its first (a caller's own generator just continues)."""
+        self.epoch, self.batches = epoch, 0
 
     def state_dict(self) -> dict[str, Any]:
-        """Epoch, base seed and generator state; taking it never draws from torch's global RNG."""
-        state = None if self._generator is None else self._generator.get_state()
-        return {"epoch": self.epoch, "base_seed": self._base, "rng_state": state}
+        """Epoch, base seed and batches drawn (the caller's generator's state too); never draws from torch."""
+        state: dict[str, Any] = {"epoch": self.epoch, "base_seed": self._base, "batches": self.batches}
+        if self._caller_generator is not None:
+            state["rng_state"] = self._caller_generator.get_state()
+        return state
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
-        """Continue exactly where :meth:`state_dict` was taken."""
-        self.epoch = int(state["epoch"])
-        if self._own_generator:
+        """Continue exactly where :meth:`state_dict` was taken, on this process's rank."""
+        self.epoch, self.batches = int(state["epoch"]), int(state["batches"])
+        if self._caller_generator is None:
             self._base = state["base_seed"]
-            self._generator = None
-        if state["rng_state"] is not None:
-            self.generator.set_state(state["rng_state"])
+        elif state.get("rng_state") is not None:
+            self._caller_generator.set_state(state["rng_state"])
 
     def clone(self) -> RandomStream:
         """An independent stream in the same state: it draws what this one would draw next."""
         twin = RandomStream.__new__(RandomStream)
         twin.__dict__.update(self.__dict__)
-        if self._generator is not None:
-            twin._generator = torch.Generator().set_state(self._generator.get_state())
+        twin._generator = torch.Generator()
+        if self._caller_generator is not None:
+            twin._caller_generator = twin._generator
+            twin._generator.set_state(self._caller_generator.get_state())
         return twin
 
     def __getstate__(self) -> dict[str, Any]:

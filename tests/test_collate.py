@@ -513,7 +513,7 @@ def test_a_copy_continues_the_same_stream_independently(make_copy):
 def test_a_pickled_collate_carries_its_settings_but_nothing_random():
     collate = MixupCollate(0.3, device="cpu", generator=torch.Generator().manual_seed(1))
     restored = pickle.loads(pickle.dumps(collate))
-    assert restored.alpha == 0.3 and restored._stream._generator is None
+    assert restored.alpha == 0.3 and restored._stream._caller_generator is None
 
 
 def test_repr_is_derived_from_the_attributes():
