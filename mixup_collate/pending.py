@@ -8,10 +8,11 @@ The data's path, whatever ``num_workers`` is:
    process finds the collate registered under that key (:func:`register_owner`): the one that owns
    the random stream. That is the only thing the key is for; a copied or unpickled collate is an
    ordinary, independent object with a key of its own.
-3. The first time the training loop uses the batch (unpacks, indexes or reads it, calls ``.to()``,
-   ``finish()`` or a pytree function on it), the owner draws the batch's parameters from its stream and
-   mixes on the device. So draws follow the order in which the loop first uses batches, the same for
-   any ``num_workers``, ``pin_memory`` or start method; a batch skipped unused consumes no draw.
+3. The first time the training loop uses the batch (unpacks, indexes or reads it, or calls ``finish()``
+   or a pytree function on it), the owner draws the batch's parameters from its stream and mixes on
+   the device (the one a framework's ``.to()`` named, if any: moving a batch is not using it). So
+   draws follow the order in which the loop first uses batches, the same for any ``num_workers``,
+   ``pin_memory`` or start method; a batch skipped unused consumes no draw.
 """
 
 from __future__ import annotations
@@ -107,29 +108,32 @@ class PendingBatch:
     It unpacks, indexes and reads like the finished batch (``x, y_a, y_b, lam = batch``,
     ``batch[0]``, ``batch.lam``, ``batch.perm``, ``batch.extras``), and ``torch.utils._pytree`` sees the
     finished batch's tensors. It is not itself a tuple: :meth:`finish` returns the named tuple, and
-    :meth:`to` finishes it directly on a given device (what Lightning and accelerate call).
+    :meth:`to` (what Lightning and accelerate call) names the device to mix it on.
     """
 
-    __slots__ = ("_batch", "_from_worker", "_owner", "_params", "_size", "_stacked")
+    __slots__ = ("_batch", "_device", "_from_worker", "_owner", "_params", "_size", "_stacked")
 
     def __init__(self, owner: Owner | None, stacked: Stacked | None, size: int, *, from_worker: bool = False) -> None:
         self._owner = owner
         self._stacked = stacked
         self._size = size
         self._from_worker = from_worker
+        self._device: torch.device | None = None
         self._params: MixParams | None = None
         self._batch: Batch | None = None
 
     def finish(self, device: torch.device | str | None = None) -> Batch:
         """Draw and mix once, in the main process; later calls return the same batch (moved to ``device`` if given).
 
-        Draws are kept apart from the mix: if the mix fails (or is interrupted), finishing again uses the
-        same draws on the same, untouched input. Ctrl-C waits until the batch is complete.
+        The batch is mixed on ``device``, else on the device a framework asked for with :meth:`to`,
+        else on the collate's. Draws are kept apart from the mix: if the mix fails (or is interrupted),
+        finishing again uses the same draws on the same, untouched input. Ctrl-C waits until the
+        batch is complete.
         """
+        device = self._device if device is None else torch.device(device)
         if self._batch is None:
             if get_worker_info() is not None:
                 raise RuntimeError("MixupCollate finishes batches in the main process only, never in a worker")
-            device = None if device is None else torch.device(device)
             # inference_mode(False): a batch first used under inference mode must still be trainable.
             with _sigint_deferred(), torch.inference_mode(False):
                 if self._params is None:
@@ -137,15 +141,23 @@ class PendingBatch:
                 self._batch = self._owner.apply(self._stacked, self._params, device, from_worker=self._from_worker)
                 self._stacked = None
             return self._batch
-        if device is not None and self._batch[0].device != torch.device(device):
+        if device is not None and self._batch[0].device != device:
             return self._batch.to(device)
         return self._batch
 
-    def to(self, device: torch.device | str, non_blocking: bool = False) -> Batch:
-        """The finished batch on ``device`` (finished there directly if it was still pending)."""
+    def to(self, device: torch.device | str, non_blocking: bool = False) -> PendingBatch | Batch:
+        """Send the batch to ``device``: what Lightning's and accelerate's transfers call.
+
+        A pending batch stays pending (moving it is not using it: a batch a framework moves and then
+        skips draws nothing) and is mixed directly on ``device`` at its first use; a finished batch
+        is moved.
+        """
         if isinstance(device, torch.dtype):
             raise TypeError("a mixup batch moves between devices only; its dtype is set by MixupCollate(dtype=...)")
-        return self.finish(device)
+        if self._batch is not None:
+            return self._batch.to(device, non_blocking=non_blocking)
+        self._device = torch.device(device)
+        return self
 
     def pin_memory(self) -> PendingBatch:
         """Called by the DataLoader's pinning (main process): page-lock the CPU tensors for a CUDA target."""

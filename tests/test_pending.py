@@ -32,7 +32,7 @@ def test_the_loop_receives_a_pending_batch_that_reads_like_the_finished_one():
 
 
 def test_any_first_use_finishes_it():
-    for use in (lambda b: b[1], lambda b: b.perm, lambda b: list(b), lambda b: b.finish(), lambda b: b.to("cpu")):
+    for use in (lambda b: b[1], lambda b: b.perm, lambda b: list(b), lambda b: b.finish()):
         batch, _ = pending()
         use(batch)
         assert "finished" in repr(batch)
@@ -46,16 +46,27 @@ def test_soft_target_batches_read_as_pairs():
     assert isinstance(batch.finish(), SoftTargetBatch)
 
 
-def test_to_finishes_directly_on_the_device_asked_for():
+def test_to_names_the_device_without_using_the_batch():
+    # What Lightning's and accelerate's transfers call; 'meta' stands in for a GPU.
     batch, _ = pending()
-    moved = batch.to("meta")  # what Lightning's and accelerate's transfers call; 'meta' stands in for a GPU
-    assert isinstance(moved, MixedBatch) and moved.perm is not None
-    assert all(t.device.type == "meta" for t in (*moved, moved.perm))
-    again, _ = pending()
-    again.finish()
-    assert again.to("meta").x.device.type == "meta" and again.x.device.type == "cpu"
+    assert batch.to("meta") is batch and "pending" in repr(batch), "moving is not using: nothing drawn yet"
+    x, _, _, lam = batch
+    assert x.device.type == "meta" and lam.device.type == "meta" and batch.perm.device.type == "meta"
+    done, _ = pending()
+    done.finish()
+    moved = done.to("meta")
+    assert isinstance(moved, MixedBatch) and moved.perm.device.type == "meta" and done.x.device.type == "cpu"
     with pytest.raises(TypeError, match="dtype"):
-        again.to(torch.float16)
+        done.to(torch.float16)
+
+
+def test_a_batch_moved_then_skipped_draws_nothing():
+    collate = MixupCollate(device="cpu", seed=0)
+    samples, _ = image_samples(6)
+    collate(samples).to("cpu")  # a framework moves it, the loop skips it
+    after_skip = collate(samples).finish()
+    fresh = MixupCollate(device="cpu", seed=0)
+    assert torch.equal(after_skip.lam, fresh(samples).finish().lam)
 
 
 def test_pytree_sees_the_finished_tensors_and_keeps_perm_and_extras():
