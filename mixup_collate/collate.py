@@ -195,6 +195,17 @@ class MixupCollate:
         self._check_config()
         self.key = register_owner(self)
 
+    def overwrites(self, stacked: Stacked, device: torch.device | None = None) -> bool:
+        """Whether finishing this batch on ``device`` writes the result into its stacked buffer (CPU float input)."""
+        device = self.device if device is None else device
+        x = stacked.x  # None once a failed in-place mix spent it
+        return (
+            x is not None
+            and device.type == "cpu"
+            and not self.stack_x
+            and overwrites(x, self.dtype, self.channels_last)
+        )
+
     # -- configuration -------------------------------------------------------------------------------
 
     def _check_config(self) -> None:
@@ -246,6 +257,7 @@ class MixupCollate:
             raise ValueError("channels_last applies to (B, C, H, W) batches; stack_x returns (B, 2, C, H, W) pairs")
         if self.stack_x and self.cutmix_on:
             raise ValueError("stack_x returns unmixed pairs for models that mix inside; it cannot carry CutMix boxes")
+        self._checked = self._knobs()
 
     @property
     def cutmix_on(self) -> bool:
@@ -348,9 +360,17 @@ class MixupCollate:
             if not stacked.y.is_pinned():
                 stacked.y = stacked.y.pin_memory()
 
+    def _knobs(self) -> tuple:
+        return (
+            self.alpha, self.cutmix_alpha, self.cutmix_minmax, self.switch_prob, self.prob, self.soft_targets,
+            self.num_classes, self.label_smoothing, self.off_epoch, self.mean, self.std, self.fold, self.stack_x,
+            self.channels_last,
+        )  # fmt: skip
+
     def draw(self, stacked: Stacked) -> MixParams:
         """The batch's random parameters, from this collate's stream (CPU, main process)."""
-        self._check_config()
+        if self._knobs() != self._checked:  # settings may change between epochs: check them when they do
+            self._check_config()
         x, y = stacked.x, stacked.y
         self._check_targets(y)
         if not self.mixing:
@@ -427,7 +447,7 @@ class MixupCollate:
         # Before it, a failure leaves the input untouched and finishing again reuses the same draws; once the
         # stacked buffer is being overwritten, it is dropped, so a failed batch is never mixed twice.
         scale, shift = self._affine(x, device)
-        if x is stacked.x and not self.stack_x and overwrites(x, self.dtype, self.channels_last):
+        if self.overwrites(stacked, device):
             stacked.x = None
         if self.stack_x:
             x = pair(x, perm, dtype=self.dtype, scale=scale, shift=shift)

@@ -73,11 +73,13 @@ def _check_rows(x: Tensor, **rows: Tensor) -> None:
 
 
 def _check_indices(perm: Tensor, b: int) -> None:
-    """Partner indices must be integers in ``[0, B)``; checked where it is free (CPU), not on an accelerator."""
+    """Partner indices must be integers in ``[0, B)``; checked where it is cheap (CPU), not on an accelerator."""
     if perm.dtype not in (torch.int64, torch.int32):
         raise TypeError(f"perm must hold int64 indices, got {perm.dtype}")
-    if perm.device.type == "cpu" and len(perm) and not (int(perm.min()) >= 0 and int(perm.max()) < b):
-        raise ValueError(f"perm must hold indices in [0, {b}) for a batch of {b}, got values {perm.tolist()}")
+    if perm.device.type == "cpu":
+        low, high = (int(v) for v in perm.aminmax())
+        if low < 0 or high >= b:
+            raise ValueError(f"perm must hold indices in [0, {b}) for a batch of {b}, got values {perm.tolist()}")
 
 
 def _memory_format(x: Tensor, channels_last: bool) -> torch.memory_format:
@@ -140,8 +142,8 @@ class Scratch:
 
 def _row_loop(x: Tensor) -> bool:
     """Whether a row-by-row pass beats one vectorised pass over the batch (see module docstring)."""
-    row_bytes = x[0].numel() * x.element_size()
-    return x.device.type == "cpu" and row_bytes >= ROW_LOOP_MIN_BYTES and x.numel() * x.element_size() > CACHE_BYTES
+    batch_bytes = x.numel() * x.element_size()
+    return x.device.type == "cpu" and batch_bytes >= ROW_LOOP_MIN_BYTES * x.shape[0] and batch_bytes > CACHE_BYTES
 
 
 def _cycles(order: list[int]) -> list[list[int]] | None:
@@ -254,24 +256,32 @@ def mix(
     _check_indices(perm, x.shape[0])
     out_dtype = output_dtype(x, dtype)
     compute = torch.promote_types(out_dtype, torch.float32)
-    perm = perm.to(x.device)
-    lam = lam.to(device=x.device, dtype=compute)
+    if perm.device != x.device:
+        perm = perm.to(x.device)
+    if lam.device != x.device or lam.dtype != compute:
+        lam = lam.to(device=x.device, dtype=compute)
     out = _private(x, dtype, channels_last, overwrite_input)
-    w_own, w_partner = per_row(lam, x.ndim), per_row(1 - lam, x.ndim)
-    if rows is None and boxes is None and _row_loop(out):
-        order = perm.tolist()
-        cycles = _cycles(order)  # the in-place order is defined for permutations only
+    every_row = rows is None and boxes is None
+    if every_row:  # Mixup: the affine map folds into the weights
+        w_own, w_partner = per_row(lam, x.ndim), per_row(torch.rsub(lam, 1), x.ndim)
+        if not (isinstance(scale, float) and scale == 1.0):
+            w_own, w_partner = w_own * scale, w_partner * scale
+        cycles = None
+        if _row_loop(out):
+            order = perm.tolist()
+            cycles = _cycles(order)  # the in-place order is defined for permutations only
         if cycles is not None:
-            _mix_rows_in_place(out, cycles, order, w_own * scale, w_partner * scale, shift)
+            _mix_rows_in_place(out, cycles, order, w_own, w_partner, shift)
             return out.to(out_dtype)
+    else:
+        scale = torch.as_tensor(scale, dtype=compute, device=x.device)
     partner = scratch.take(out) if scratch is not None else torch.empty_like(out)
     torch.index_select(out, 0, perm, out=partner)
-    if rows is None and boxes is None:
-        out.mul_(w_own * scale).addcmul_(partner, w_partner * scale)
+    if every_row:
+        out.mul_(w_own).addcmul_(partner, w_partner)
         if shift is not None:
             out.add_(shift)
     else:
-        scale = torch.as_tensor(scale, dtype=compute, device=x.device)
         _mix_some(out, partner, lam, rows, boxes)
         _affine_(out, scale, shift)
     if scratch is not None:

@@ -68,6 +68,8 @@ def draw_params(
     use_mixup = alpha > 0
     use_cutmix = cutmix_alpha > 0 or cutmix_minmax is not None
     perm = sample_perm(n, cycle=cycle, generator=g)
+    if use_mixup and not use_cutmix and prob >= 1:  # plain Mixup: every sample blended
+        return MixParams(perm, sample_lam(n, alpha, fold=fold, per_sample=per_sample, generator=g))
     mixed = None if prob >= 1 else sample_coins(n, prob, per_sample=per_sample, generator=g)
     if use_mixup and use_cutmix:
         cut = sample_coins(n, switch_prob, per_sample=per_sample, generator=g)

@@ -20,7 +20,7 @@ from __future__ import annotations
 import signal
 import threading
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import nullcontext
 from typing import TYPE_CHECKING, Any, Protocol, Union
 from uuid import uuid4
 from weakref import WeakValueDictionary
@@ -53,6 +53,8 @@ class Owner(Protocol):
 
     def pin(self, stacked: Stacked) -> None: ...
 
+    def overwrites(self, stacked: Stacked, device: torch.device | None = None) -> bool: ...
+
 
 # The collates of this process, by key; a batch coming back from a worker looks its owner up here.
 _OWNERS: WeakValueDictionary[str, Owner] = WeakValueDictionary()
@@ -83,22 +85,25 @@ def _finished(batch: Batch) -> PendingBatch:
     return pending
 
 
-@contextmanager
-def _sigint_deferred() -> Iterator[None]:
+class _SigintDeferred:
     """Hold Ctrl-C back until the block ends, so a batch is finished completely or not at all (main thread only)."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-    caught: list[tuple[int, Any]] = []
-    previous = signal.signal(signal.SIGINT, lambda signum, frame: caught.append((signum, frame)))
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGINT, previous)
-        if caught:
-            if callable(previous):
-                previous(*caught[0])
-            elif previous == signal.SIG_DFL:
+
+    def __init__(self, active: bool) -> None:
+        self.active = active and threading.current_thread() is threading.main_thread()
+        self.caught: list[tuple[int, Any]] = []
+
+    def __enter__(self) -> None:
+        if self.active:
+            self.previous = signal.signal(signal.SIGINT, lambda signum, frame: self.caught.append((signum, frame)))
+
+    def __exit__(self, *exc: object) -> None:
+        if not self.active:
+            return
+        signal.signal(signal.SIGINT, signal.SIG_DFL if self.previous is None else self.previous)
+        if self.caught:
+            if callable(self.previous):
+                self.previous(*self.caught[0])
+            elif self.previous == signal.SIG_DFL:
                 raise KeyboardInterrupt
 
 
@@ -134,8 +139,11 @@ class PendingBatch:
         if self._batch is None:
             if get_worker_info() is not None:
                 raise RuntimeError("MixupCollate finishes batches in the main process only, never in a worker")
+            # Ctrl-C waits while the stacked buffer is overwritten in place, so the batch is finished whole;
             # inference_mode(False): a batch first used under inference mode must still be trainable.
-            with _sigint_deferred(), torch.inference_mode(False):
+            in_place = self._owner.overwrites(self._stacked, device)
+            inference = torch.is_inference_mode_enabled()
+            with _SigintDeferred(in_place), torch.inference_mode(False) if inference else nullcontext():
                 if self._params is None:
                     self._params = self._owner.draw(self._stacked)
                 self._batch = self._owner.apply(self._stacked, self._params, device, from_worker=self._from_worker)

@@ -31,10 +31,10 @@ def _log_gamma_pairs(n: int, alpha: float, generator: torch.Generator | None, de
     (and Beta = X / (X + Y) turns into 0/0), while the logarithm of the boosted form stays finite.
     """
     concentration = torch.full((2, n), alpha + 1.0, dtype=torch.float64, device=device)
-    boosted = torch._standard_gamma(concentration, generator=generator)
+    log_gamma = torch._standard_gamma(concentration, generator=generator).log_()
     uniform = torch.rand((2, n), dtype=torch.float64, device=device, generator=generator)
     # 1 - U lies in (0, 1], so its logarithm is finite.
-    log_gamma = boosted.log_().add_(torch.log1p(uniform.neg_()).div_(alpha))
+    log_gamma.add_(uniform.neg_().log1p_(), alpha=1 / alpha)
     return log_gamma[0] - log_gamma[1]
 
 
@@ -67,8 +67,8 @@ def sample_lam(
     logit = _log_gamma_pairs(n if per_sample else 1, alpha, generator, _device(device))
     if fold:
         # max(sigmoid(d), 1 - sigmoid(d)) == sigmoid(|d|), without rounding twice.
-        logit = logit.abs()
-    lam = torch.sigmoid(logit).to(torch.float32)
+        logit.abs_()
+    lam = torch.sigmoid(logit, out=torch.empty(logit.shape, dtype=torch.float32, device=logit.device))
     return lam if per_sample else lam.expand(n).clone()
 
 

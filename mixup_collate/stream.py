@@ -63,6 +63,7 @@ class RandomStream:
             raise ValueError(f"generator must be a CPU generator (draws happen on the CPU), got {generator.device}")
         self.epoch = 0
         self.batches = 0  # batches drawn in this epoch
+        self._rank: int | None = None  # looked up at the epoch's first draw (after the process group exists)
         self._base: int | None = self.seed
         self._caller_generator = generator
         self._generator = generator if generator is not None else torch.Generator()
@@ -72,13 +73,15 @@ class RandomStream:
         if self._caller_generator is None:
             if self._base is None:
                 self._base = int(torch.randint(0, 2**62, (1,)).item())
-            self._generator.manual_seed(batch_seed(self._base, current_rank(), self.epoch, self.batches))
+            if self._rank is None:
+                self._rank = current_rank()
+            self._generator.manual_seed(batch_seed(self._base, self._rank, self.epoch, self.batches))
         self.batches += 1
         return self._generator
 
     def set_epoch(self, epoch: int) -> None:
         """Draw ``epoch``'s batches from now on, from its first (a caller's own generator just continues)."""
-        self.epoch, self.batches = epoch, 0
+        self.epoch, self.batches, self._rank = epoch, 0, None
 
     def state_dict(self) -> dict[str, Any]:
         """Epoch, base seed and batches drawn (the caller's generator's state too); never draws from torch."""
@@ -89,7 +92,7 @@ class RandomStream:
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         """Continue exactly where :meth:`state_dict` was taken, on this process's rank."""
-        self.epoch, self.batches = int(state["epoch"]), int(state["batches"])
+        self.epoch, self.batches, self._rank = int(state["epoch"]), int(state["batches"]), None
         if self._caller_generator is None:
             self._base = state["base_seed"]
         elif state.get("rng_state") is not None:

@@ -15,7 +15,14 @@ pytest.importorskip("tqdm")
 from mixup_collate.demo import cli  # noqa: E402
 
 TINY = ["--epochs", "1", "--max-batches", "3", "--seeds", "1", "--device", "cpu"]
-FILES = ("mixed_samples.png", "lam_histogram.png", "curves.png", "results.json")
+FILES = ("mixed_samples.png", "cutmix_samples.png", "lam_histogram.png", "curves.png", "results.json")
+
+
+@pytest.fixture(autouse=True)
+def global_rng():
+    """The demo seeds torch's global RNG; every test here leaves it as it found it."""
+    with torch.random.fork_rng(devices=[]):
+        yield
 
 
 def numbers(node):
@@ -30,19 +37,39 @@ def numbers(node):
         yield node
 
 
-def check_outputs(out):
+def is_kept_share(lam, pixels):
+    """Whether ``lam`` is a share of an image of ``pixels`` pixels kept whole: ``k / pixels`` in ``[0.5, 1]``."""
+    return 0.5 <= lam <= 1 and lam * pixels == round(lam * pixels)
+
+
+def check_outputs(out, pixels, mixup_alpha=0.4, cutmix_alpha=1.0):
+    """The files exist, ``results.json`` holds finite numbers, and its ``samples`` describe both sample pictures.
+
+    ``pixels`` is H x W of the images, the share a CutMix sample keeps being a whole number of them.
+    """
     for name in FILES:
         assert (out / name).stat().st_size > 0, name
     results = json.loads((out / "results.json").read_text())
     values = list(numbers(results))
     assert values and all(math.isfinite(v) for v in values)
+    config, samples = results["config"], results["samples"]
+    assert set(samples) == {"mixed_samples.png", "cutmix_samples.png"}
+    mixed, cut = samples["mixed_samples.png"], samples["cutmix_samples.png"]
+    assert (mixed["alpha"], mixed["trained"]) == (mixup_alpha, config["alpha"] > 0)
+    assert (cut["cutmix_alpha"], cut["trained"]) == (cutmix_alpha, config["cutmix_alpha"] > 0)
+    for shown in (mixed, cut):
+        assert len(shown["label_a"]) == len(shown["label_b"]) == len(shown["lam"]) == min(24, config["n_train"])
+        assert set(shown["label_a"] + shown["label_b"]) <= set(config["classes"])
+    assert all(is_kept_share(lam, pixels) for lam in cut["lam"]) and min(cut["lam"]) < 1
+    assert not any(is_kept_share(lam, pixels) for lam in mixed["lam"] if lam < 1)
     return results
 
 
 def test_demo_on_digits(tmp_path, capsys):
     assert cli.main([*TINY, "--out", str(tmp_path)]) == 0
-    results = check_outputs(tmp_path)
+    results = check_outputs(tmp_path, pixels=8 * 8)
     (history,) = results["histories"]
+    assert list(history) == ["seed", "plain", "mixup"]
     for run in ("plain", "mixup"):
         assert len(history[run]["val_acc"]) == 1
         assert 0 <= history[run]["val_acc"][0] <= 1
@@ -51,6 +78,44 @@ def test_demo_on_digits(tmp_path, capsys):
     assert results["verdict"].startswith("Verdict:")
     printed = capsys.readouterr().out
     assert "plain" in printed and "mixup" in printed and results["verdict"] in printed
+    assert "cutmix" not in printed.replace("cutmix_samples.png", "")
+
+
+def test_cutmix_only_demo_names_its_run_cutmix_and_still_draws_mixup(tmp_path, capsys):
+    argv = [*TINY, "--max-batches", "1", "--alpha", "0", "--cutmix-alpha", "2"]
+    assert cli.main([*argv, "--out", str(tmp_path)]) == 0
+    results = check_outputs(tmp_path, pixels=8 * 8, cutmix_alpha=2.0)
+    (history,) = results["histories"]
+    assert list(history) == ["seed", "plain", "cutmix"] and list(results["summary"]) == ["plain", "cutmix"]
+    assert results["verdict"].startswith("Verdict: cutmix ")
+    table = capsys.readouterr().out.splitlines()
+    assert [line.split()[0] for line in table[2:4]] == ["plain", "cutmix"]
+    assert (results["config"]["alpha"], results["config"]["cutmix_alpha"]) == (0.0, 2.0)
+
+
+def test_cutmix_alpha_is_off_by_default_and_turns_cutmix_on():
+    assert cli.parse_args([]).cutmix_alpha == 0
+    args = cli.parse_args(["--alpha", "0", "--cutmix-alpha", "1"])
+    assert (args.alpha, args.cutmix_alpha) == (0, 1)
+    assert cli._settings(args).runs == ("plain", "cutmix")
+    assert cli._settings(cli.parse_args(["--cutmix-alpha", "0.5"])).runs == ("plain", "mixup+cutmix")
+
+
+@pytest.mark.parametrize("argv", [["--cutmix-alpha", "-1"], ["--cutmix-alpha", "inf"], ["--alpha", "-0.1"]])
+def test_negative_or_infinite_concentrations_are_refused(argv, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        cli.parse_args(argv)
+    assert exit_info.value.code == 2
+    assert f"argument {argv[0]}: must be >= 0" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("argv", [["--alpha", "0"], ["--alpha", "0", "--cutmix-alpha", "0"]])
+def test_alpha_zero_without_cutmix_is_refused_naming_both_options(argv, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        cli.parse_args(argv)
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err
+    assert "--alpha 0 turns Mixup off" in err and "--cutmix-alpha > 0 for CutMix" in err
 
 
 def test_demo_on_image_folder(tmp_path):
@@ -65,7 +130,7 @@ def test_demo_on_image_folder(tmp_path):
     out = tmp_path / "out"
     argv = [*TINY, "--data", str(tmp_path / "data"), "--image-size", "16", "--batch-size", "4", "--workers", "2"]
     assert cli.main([*argv, "--out", str(out)]) == 0
-    results = check_outputs(out)
+    results = check_outputs(out, pixels=16 * 16)
     assert results["config"]["classes"] == ["cats", "dogs"]
     assert (results["config"]["n_train"], results["config"]["n_val"]) == (10, 2)
 

@@ -1,8 +1,9 @@
-"""Does Mixup help, and what does it do to the images? Train a small CNN with and without it and compare.
+"""Does Mixup (or CutMix) help, and what does it do to the images? Train a small CNN with and without it and compare.
 
 ``python -m mixup_collate.demo`` (or ``mixup-collate demo``) trains the same CNN twice per seed, identical
-but for the collate: ``default_collate`` + cross-entropy, and ``MixupCollate`` + ``mixup_cross_entropy``.
-It prints a table of validation accuracy and loss, a verdict, and writes pictures and ``results.json``.
+but for the collate: ``default_collate`` + cross-entropy, and ``MixupCollate`` + ``mixup_cross_entropy``
+(Mixup by default; CutMix, or both, with ``--cutmix-alpha``). It prints a table of validation accuracy and
+loss, a verdict, and writes pictures (Mixup and CutMix samples, ``lam``, curves) and ``results.json``.
 Needs the optional extra: ``pip install "mixup-collate[demo]"``.
 
 The modules follow the data: ``data`` (datasets) -> ``training`` (loaders with the collate, the ``model``,

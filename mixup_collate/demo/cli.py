@@ -20,7 +20,7 @@ import torch
 from . import plots
 from .data import DemoData, load_data
 from .report import format_table, summarize, verdict, write_json
-from .training import Settings, run_experiment
+from .training import SWITCH_PROB, Settings, run_experiment
 
 __all__ = ["command", "main", "parse_args"]
 
@@ -64,8 +64,9 @@ def _number(kind: type, low: float, strict: bool = True) -> Any:
 
 
 _DESCRIPTION = """\
-Train a small CNN twice per seed, with and without Mixup (same data, initial weights, shuffling and
-schedule), compare validation accuracy and loss, and draw what Mixup does to the images."""
+Train a small CNN twice per seed, with and without Mixup (or CutMix, or both: --cutmix-alpha), with the
+same data, initial weights, shuffling and schedule; compare validation accuracy and loss, and draw what
+Mixup and CutMix do to the images."""
 
 _EXAMPLES = """\
 examples:
@@ -73,6 +74,8 @@ examples:
       the bundled 8x8 digits, 3 seeds x 2 runs: a minute or two on 2 CPU cores
   %(prog)s --epochs 100 --seeds 10
       a longer, less noisy comparison
+  %(prog)s --alpha 0 --cutmix-alpha 1
+      CutMix instead of Mixup (--cutmix-alpha 1 alone: each sample one or the other, at even odds)
   %(prog)s --data ~/photos --image-size 64 --device cuda --workers 4
       your own images: one sub-folder per class
 """
@@ -98,7 +101,18 @@ def parse_args(argv: Sequence[str] | None = None, prog: str | None = None) -> ar
         "--epochs", type=_number(int, 0), default=50, metavar="N", help="training epochs per run (%(default)s)"
     )
     p.add_argument(
-        "--alpha", type=_number(float, 0), default=0.4, help="Mixup's Beta(alpha, alpha) concentration (%(default)s)"
+        "--alpha",
+        type=_number(float, 0, strict=False),
+        default=0.4,
+        help="Mixup's Beta(alpha, alpha) concentration (%(default)s); 0: no Mixup, with --cutmix-alpha > 0",
+    )
+    p.add_argument(
+        "--cutmix-alpha",
+        type=_number(float, 0, strict=False),
+        default=0.0,
+        metavar="A",
+        help="CutMix's Beta(A, A) concentration for the box area; > 0 turns CutMix on, for every sample "
+        f"with --alpha 0, else for each sample with probability {SWITCH_PROB:g} (%(default)s: off)",
     )
     p.add_argument(
         "--batch-size", type=_number(int, 0), default=64, metavar="N", help="training batch size (%(default)s)"
@@ -135,6 +149,11 @@ def parse_args(argv: Sequence[str] | None = None, prog: str | None = None) -> ar
         "--max-batches", type=_number(int, 0), metavar="N", help="cap on training batches per epoch (no cap)"
     )
     args = p.parse_args(argv)
+    if args.alpha == 0 and args.cutmix_alpha == 0:
+        p.error(
+            "--alpha 0 turns Mixup off, and CutMix is off too (--cutmix-alpha 0): nothing would be mixed; "
+            "pass --alpha > 0 for Mixup or --cutmix-alpha > 0 for CutMix"
+        )
     args.device = torch.device(args.device or ("cuda" if torch.cuda.is_available() else "cpu"))
     return args
 
@@ -143,6 +162,7 @@ def _settings(args: argparse.Namespace) -> Settings:
     return Settings(
         epochs=args.epochs,
         alpha=args.alpha,
+        cutmix_alpha=args.cutmix_alpha,
         batch_size=args.batch_size,
         lr=args.lr,
         weight_decay=args.weight_decay,
@@ -169,9 +189,10 @@ def _run(args: argparse.Namespace, start: float) -> list[Path]:
     print(format_table(summary), line, sep="\n")
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    paths = plots.write_all(out, data, histories, lams, args.alpha, args.seeds[0])
+    paths, samples = plots.write_all(out, data, histories, lams, args.alpha, args.cutmix_alpha, args.seeds[0])
     config = _config(args, data)
-    paths.append(write_json(out / "results.json", config, histories, summary, line, lams, time.perf_counter() - start))
+    elapsed = time.perf_counter() - start
+    paths.append(write_json(out / "results.json", config, histories, summary, line, lams, samples, elapsed))
     return paths
 
 
@@ -194,7 +215,7 @@ def _demo(argv: Sequence[str]) -> int:
     return main(argv, prog="mixup-collate demo")
 
 
-COMMANDS = {"demo": (_demo, "train a small CNN with and without Mixup, compare, and draw pictures")}
+COMMANDS = {"demo": (_demo, "train a small CNN with and without Mixup or CutMix, compare, and draw pictures")}
 
 
 def _command_parser() -> argparse.ArgumentParser:

@@ -1,9 +1,9 @@
-"""The demo's pictures: mixed training samples, the drawn ``lam`` against its density, validation curves.
+"""The demo's pictures: Mixup and CutMix training samples, the drawn ``lam`` against its density, validation curves.
 
-A mixed-samples picture is a collate plus a title: ``first_batch`` draws one batch through the collate and
-``sample_grid`` draws any ``(x, y_a, y_b, lam)`` batch with its captions, so another mixing collate gets its
-picture from the same two functions. matplotlib is imported inside the functions (it is an optional extra)
-and only its Agg canvas is used, so no GUI backend is touched.
+A samples picture is a collate plus a title (``samples_picture``): ``first_batch`` draws one batch through the
+collate and ``sample_grid`` draws any ``(x, y_a, y_b, lam)`` batch with its captions. Both sample pictures are
+always drawn, from the same images and seed, whichever mixing the run trains with. matplotlib is imported
+inside the functions (it is an optional extra) and only its Agg canvas is used, so no GUI backend is touched.
 """
 
 from __future__ import annotations
@@ -20,10 +20,24 @@ from torch.utils.data import DataLoader, Dataset
 from mixup_collate import MixupCollate
 
 from .data import DemoData
+from .training import SWITCH_PROB
 
-__all__ = ["curves", "first_batch", "folded_beta_pdf", "lam_histogram", "mixup_samples", "sample_grid", "write_all"]
+__all__ = [
+    "curves",
+    "cutmix_samples",
+    "first_batch",
+    "folded_beta_pdf",
+    "lam_histogram",
+    "mixup_samples",
+    "sample_grid",
+    "samples_picture",
+    "write_all",
+]
 
-COLORS = {"plain": "tab:blue", "mixup": "tab:orange"}
+COLORS = {"plain": "tab:blue", "mixup": "tab:orange", "cutmix": "tab:green", "mixup+cutmix": "tab:red"}
+# The concentrations a samples picture shows when the run trains without that method (0 on the command line).
+PICTURE_ALPHA = 0.4
+PICTURE_CUTMIX_ALPHA = 1.0
 
 
 def _figure(width: float, height: float) -> Any:
@@ -86,29 +100,84 @@ def sample_grid(path: Path, batch: Any, classes: list[str], title: str, cols: in
     return _save(fig, path)
 
 
-def mixup_samples(path: Path, data: DemoData, alpha: float, seed: int, count: int = 24) -> Path:
-    """Training images as ``MixupCollate(alpha, seed=seed)`` mixes them, each captioned with labels and weights."""
-    batch = first_batch(data.train, MixupCollate(alpha, device="cpu", seed=seed), seed, count)
-    title = f"Mixed training samples (alpha = {alpha:g}): weight x label + weight x label"
-    return sample_grid(path, batch, data.classes, title)
+def samples_picture(
+    path: Path, data: DemoData, collate: MixupCollate, seed: int, title: str, count: int = 24
+) -> tuple[Path, dict[str, list]]:
+    """Draw ``count`` training images through ``collate`` (shuffled with ``seed``) into a captioned grid.
+
+    Returns the path and what each image shows, for ``results.json``: ``label_a`` (its own class),
+    ``label_b`` (its partner's) and ``lam`` (the weight of ``label_a``), one entry per image.
+    """
+    batch = first_batch(data.train, collate, seed, count)
+    shown = {
+        "label_a": [data.classes[i] for i in batch.y_a.tolist()],
+        "label_b": [data.classes[i] for i in batch.y_b.tolist()],
+        "lam": batch.lam.tolist(),
+    }
+    return sample_grid(path, batch, data.classes, title), shown
 
 
-def lam_histogram(path: Path, lams: Tensor, alpha: float) -> Path:
-    """Histogram of the drawn ``lam`` (1-D, density) with the folded Beta(alpha, alpha) density overlaid."""
+def _unused(trained: bool) -> str:
+    return "" if trained else ", not used in this run's training"
+
+
+def mixup_samples(
+    path: Path, data: DemoData, alpha: float, seed: int, trained: bool = True
+) -> tuple[Path, dict[str, list]]:
+    """Training images as ``MixupCollate(alpha, seed=seed)`` blends them, each captioned with labels and weights.
+
+    ``trained`` False notes in the title that the run trains without Mixup. Returns what ``samples_picture`` does.
+    """
+    title = f"Mixed training samples (alpha = {alpha:g}{_unused(trained)}): weight x label + weight x label"
+    return samples_picture(path, data, MixupCollate(alpha, device="cpu", seed=seed), seed, title)
+
+
+def cutmix_samples(
+    path: Path, data: DemoData, cutmix_alpha: float, seed: int, trained: bool = True
+) -> tuple[Path, dict[str, list]]:
+    """Training images with a box pasted from a partner by ``MixupCollate(0, cutmix_alpha=cutmix_alpha)``.
+
+    Each image is captioned ``lam x label + (1 - lam) x partner's label``, ``lam`` the share of the image it
+    keeps. ``trained`` False notes in the title that the run trains without CutMix. Returns what
+    ``samples_picture`` does.
+    """
+    collate = MixupCollate(0, cutmix_alpha=cutmix_alpha, device="cpu", seed=seed)
+    title = (
+        f"CutMix training samples (cutmix_alpha = {cutmix_alpha:g}{_unused(trained)}): "
+        "share kept x label + share pasted x partner's label"
+    )
+    return samples_picture(path, data, collate, seed, title)
+
+
+def lam_histogram(path: Path, lams: Tensor, alpha: float, cutmix_alpha: float = 0.0) -> Path:
+    """Histogram of the drawn ``lam`` (1-D, density) with the folded Beta(alpha, alpha) density of Mixup's part.
+
+    A CutMix sample's ``lam`` is the share of its image it keeps, in whole pixels and with boxes clipped at the
+    border: it has no closed-form density. With both on, the curve is Mixup's part of the histogram, the
+    density times the share of samples blended (``1 - SWITCH_PROB``); with Mixup off there is no curve.
+    """
     fig = _figure(6.4, 4.2)
     ax = fig.subplots()
     heights = []
     if len(lams):
         heights, _, _ = ax.hist(lams.numpy(), bins=25, range=(0.5, 1.0), density=True, alpha=0.6, label="drawn lam")
-    t = torch.linspace(0.5, 0.999, 500, dtype=torch.float64)
-    pdf = folded_beta_pdf(t, alpha)
-    ax.plot(t.numpy(), pdf.numpy(), color="black", label=f"folded Beta({alpha:g}, {alpha:g}) density")
-    top = max([*heights, *pdf[t <= 0.98].tolist()])
-    ax.set_ylim(0, 1.15 * top)
+    curve = []
+    if alpha > 0:
+        t = torch.linspace(0.5, 0.999, 500, dtype=torch.float64)
+        share = 1 - SWITCH_PROB if cutmix_alpha > 0 else 1.0
+        pdf = share * folded_beta_pdf(t, alpha)
+        label = f"folded Beta({alpha:g}, {alpha:g}) density"
+        ax.plot(t.numpy(), pdf.numpy(), color="black", label=label if share == 1 else f"{share:g} x {label}: Mixup")
+        curve = pdf[t <= 0.98].tolist()
+    ax.set_ylim(0, 1.15 * max([*heights, *curve], default=1.0))
     ax.set_xlim(0.5, 1.0)
-    ax.set_xlabel("lam (weight of the unshuffled sample)")
-    ax.set_ylabel("density")
-    ax.set_title(f"{len(lams):,} mixing weights drawn while training")
+    if cutmix_alpha > 0:
+        ax.set_xlabel("lam (weight of the unshuffled sample; under CutMix, the share of it kept)")
+        what = "Mixup weights and CutMix kept shares" if alpha > 0 else "CutMix kept shares"
+    else:
+        ax.set_xlabel("lam (weight of the unshuffled sample)")
+        what = "mixing weights"
+    ax.set_title(f"{len(lams):,} {what} drawn while training")
     ax.legend(loc="upper left")
     return _save(fig, path)
 
@@ -122,12 +191,13 @@ def _band(ax: Any, runs: list[list[float]], label: str, scale: float = 1.0) -> N
 
 
 def curves(path: Path, histories: list[dict]) -> Path:
-    """Validation accuracy and loss per epoch, plain vs mixup: mean over seeds with a min-max band."""
+    """Validation accuracy and loss per epoch, plain vs the mixed run: mean over seeds with a min-max band."""
     from matplotlib.ticker import MaxNLocator
 
     fig = _figure(11, 4.2)
     acc_ax, loss_ax = fig.subplots(1, 2)
-    for run in COLORS:
+    runs = [run for run in histories[0] if run != "seed"]
+    for run in runs:
         _band(acc_ax, [h[run]["val_acc"] for h in histories], run, scale=100)
         _band(loss_ax, [h[run]["val_loss"] for h in histories], run)
     n = len(histories)
@@ -136,7 +206,7 @@ def curves(path: Path, histories: list[dict]) -> Path:
     loss_ax.set_title("Validation loss (plain cross-entropy)")
     loss_ax.set_ylabel("loss (log scale)")
     loss_ax.set_yscale("log")
-    final = [h[r]["val_acc"][-1] * 100 for h in histories for r in COLORS]
+    final = [h[r]["val_acc"][-1] * 100 for h in histories for r in runs]
     acc_ax.set_ylim(max(0.0, min(final) - 10), min(100.0, max(final) + 2))
     epochs = len(histories[0]["plain"]["val_acc"])
     for ax in (acc_ax, loss_ax):
@@ -148,10 +218,27 @@ def curves(path: Path, histories: list[dict]) -> Path:
     return _save(fig, path)
 
 
-def write_all(out: Path, data: DemoData, histories: list[dict], lams: Tensor, alpha: float, seed: int) -> list[Path]:
-    """Write the PNGs into ``out``: the samples mixed with ``alpha`` and ``seed``, ``lam``, the curves; their paths."""
-    return [
-        mixup_samples(out / "mixed_samples.png", data, alpha, seed),
-        lam_histogram(out / "lam_histogram.png", lams, alpha),
+def write_all(
+    out: Path, data: DemoData, histories: list[dict], lams: Tensor, alpha: float, cutmix_alpha: float, seed: int
+) -> tuple[list[Path], dict[str, dict]]:
+    """Write the PNGs into ``out``: Mixup and CutMix samples drawn with ``seed``, ``lam``, the curves.
+
+    The sample pictures use the run's ``alpha`` and ``cutmix_alpha``, or ``PICTURE_ALPHA`` and
+    ``PICTURE_CUTMIX_ALPHA`` for a method the run leaves off (0). Returns the paths, and per sample picture
+    its concentration, whether the run trains with it, and what it shows (see ``samples_picture``).
+    """
+    mixup_alpha = alpha if alpha > 0 else PICTURE_ALPHA
+    box_alpha = cutmix_alpha if cutmix_alpha > 0 else PICTURE_CUTMIX_ALPHA
+    mixed, mixed_shown = mixup_samples(out / "mixed_samples.png", data, mixup_alpha, seed, trained=alpha > 0)
+    cut, cut_shown = cutmix_samples(out / "cutmix_samples.png", data, box_alpha, seed, trained=cutmix_alpha > 0)
+    samples = {
+        mixed.name: {"alpha": mixup_alpha, "trained": alpha > 0, **mixed_shown},
+        cut.name: {"cutmix_alpha": box_alpha, "trained": cutmix_alpha > 0, **cut_shown},
+    }
+    paths = [
+        mixed,
+        cut,
+        lam_histogram(out / "lam_histogram.png", lams, alpha, cutmix_alpha),
         curves(out / "curves.png", histories),
     ]
+    return paths, samples

@@ -1,8 +1,9 @@
 """The demo's experiment: per seed, the same CNN trained twice, with ``default_collate`` and with ``MixupCollate``.
 
 Both runs of a seed start from the same weights and see the same shuffling and schedule; only the collate
-(and with it the loss) differs. Data flows: ``DemoData`` -> ``DataLoader`` (the collate) -> training loop ->
-per-epoch validation history.
+(and with it the loss) differs. The mixed run is named after what its collate does: "mixup", "cutmix" or
+"mixup+cutmix" (see :func:`mixing_name`). Data flows: ``DemoData`` -> ``DataLoader`` (the collate) ->
+training loop -> per-epoch validation history.
 """
 
 from __future__ import annotations
@@ -22,15 +23,24 @@ from mixup_collate import MixupCollate, mixup_cross_entropy
 from .data import DemoData
 from .model import build_cnn
 
-__all__ = ["RUNS", "Settings", "evaluate", "run_experiment", "train_epoch", "train_run"]
+__all__ = ["PLAIN", "SWITCH_PROB", "Settings", "evaluate", "mixing_name", "run_experiment", "train_epoch", "train_run"]
 
-RUNS = ("plain", "mixup")
+PLAIN = "plain"
+SWITCH_PROB = 0.5  # with Mixup and CutMix both on, the chance that a sample is cut rather than blended
 VAL_BATCH_SIZE = 512
+
+
+def mixing_name(alpha: float, cutmix_alpha: float) -> str:
+    """The mixed run's name: "mixup", "cutmix" or "mixup+cutmix", by which concentrations are on (> 0)."""
+    return "+".join(name for name, on in (("mixup", alpha > 0), ("cutmix", cutmix_alpha > 0)) if on)
 
 
 @dataclass(frozen=True)
 class Settings:
-    """The options the training loop reads (``max_batches`` None: every batch of each epoch)."""
+    """The options the training loop reads (``max_batches`` None: every batch of each epoch).
+
+    ``alpha`` and ``cutmix_alpha`` configure the mixed run's ``MixupCollate``; 0 turns Mixup or CutMix off.
+    """
 
     epochs: int
     alpha: float
@@ -41,6 +51,18 @@ class Settings:
     device: torch.device
     workers: int = 0
     max_batches: int | None = None
+    cutmix_alpha: float = 0.0
+
+    @property
+    def runs(self) -> tuple[str, str]:
+        """The names of the two runs per seed: "plain" and the mixed run's (:func:`mixing_name`)."""
+        return PLAIN, mixing_name(self.alpha, self.cutmix_alpha)
+
+    def collate(self, seed: int) -> MixupCollate:
+        """The mixed run's collate: Mixup and/or CutMix (each sample cut with ``SWITCH_PROB`` when both are on)."""
+        return MixupCollate(
+            self.alpha, cutmix_alpha=self.cutmix_alpha, switch_prob=SWITCH_PROB, device=self.device, seed=seed
+        )
 
 
 def _as_input(x: Tensor, device: torch.device) -> Tensor:
@@ -107,7 +129,7 @@ def evaluate(model: nn.Module, loader: DataLoader, device: torch.device) -> tupl
 def train_run(
     state: dict, data: DemoData, settings: Settings, seed: int, run: str
 ) -> tuple[dict[str, list[float]], list[Tensor]]:
-    """Train a CNN from ``state`` for ``epochs`` (``run`` is "plain" or "mixup").
+    """Train a CNN from ``state`` for ``epochs``: with ``default_collate`` if ``run`` is "plain", else mixed.
 
     Returns the per-epoch ``train_loss``, ``val_loss`` and ``val_acc``, and the ``lam`` of every mixed batch.
     """
@@ -115,7 +137,7 @@ def train_run(
 
     model = build_cnn(data.shape[0], len(data.classes), data.shape[-1]).to(settings.device)
     model.load_state_dict(state)
-    collate = MixupCollate(settings.alpha, device=settings.device, seed=seed) if run == "mixup" else default_collate
+    collate = default_collate if run == PLAIN else settings.collate(seed)
     train = _loader(data.train, settings, collate, seed)
     val = _loader(data.val, settings, default_collate, None)
     steps = min(len(train), settings.max_batches or len(train))
@@ -136,17 +158,17 @@ def train_run(
 
 
 def run_experiment(data: DemoData, settings: Settings) -> tuple[list[dict], Tensor]:
-    """Per seed, the plain and the mixup run from the same initial weights.
+    """Per seed, the plain and the mixed run from the same initial weights.
 
-    Returns one ``{"seed": s, "plain": history, "mixup": history}`` per seed, and every drawn ``lam`` as one
-    1-D tensor (empty when no batch was mixed).
+    Returns one ``{"seed": s, "plain": history, name: history}`` per seed (``name`` the mixed run's, e.g.
+    "mixup"), and every drawn ``lam`` as one 1-D tensor (empty when no batch was mixed).
     """
     histories, lams = [], []
     for seed in settings.seeds:
         torch.manual_seed(seed)
         state = copy.deepcopy(build_cnn(data.shape[0], len(data.classes), data.shape[-1]).state_dict())
         runs = {}
-        for run in RUNS:
+        for run in settings.runs:
             runs[run], run_lams = train_run(state, data, settings, seed, run)
             lams += run_lams
         histories.append({"seed": seed, **runs})
