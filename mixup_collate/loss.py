@@ -24,6 +24,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from .mix import per_row
+
 __all__ = ["MixupLoss", "mixup_cross_entropy"]
 
 Target = Union[Tensor, Sequence[Union[Tensor, float]]]
@@ -105,11 +107,6 @@ def _lam_rows(lam: Tensor | float, batch: int, dtype: torch.dtype, device: torch
     return lam.to(dtype)
 
 
-def _rows(v: Tensor, ndim: int) -> Tensor:
-    """A ``(B,)`` or ``(B, K)`` tensor viewed to broadcast against a ``ndim``-dimensional ``(B, ...)`` one."""
-    return v.reshape(*v.shape, *([1] * (ndim - v.ndim)))
-
-
 def _compute_input(logits: Tensor, name: str = "logits") -> Tensor:
     """``(B, C, *D)`` floating scores, half precision widened to float32 (the loss is computed and returned in it)."""
     if not isinstance(logits, Tensor):
@@ -187,7 +184,7 @@ def _index_loss(
         targets = torch.stack((_check_indices(y_a, "y_a", logp), _check_indices(y_b, "y_b", logp)), dim=1)  # (B, 2, *D)
         w = _lam_rows(lam, batch, logp.dtype, logp.device)
         coef = torch.stack((w, 1 - w), dim=1)
-    coef = _rows(coef, targets.ndim)  # (B, K, 1, ...): lam_n and 1 - lam_n per target
+    coef = per_row(coef, targets.ndim)  # (B, K, 1, ...): lam_n and 1 - lam_n per target
     kept = targets != ignore_index
     safe = torch.where(kept, targets, 0)  # ignored and void labels (255 >= C) point at class 0, then count 0
     _check_range(safe, targets, names, logp, ignore_index)
@@ -226,7 +223,7 @@ def _float_target_loss(
         raise ValueError(f"float targets of shape {tuple(y_a.shape)} must match logits {tuple(logits.shape)}")
     target = y_a.to(logits.dtype)
     if y_b is not None:
-        w = _rows(_lam_rows(lam, logits.shape[0], logits.dtype, logits.device), logits.ndim)
+        w = per_row(_lam_rows(lam, logits.shape[0], logits.dtype, logits.device), logits.ndim)
         target = torch.lerp(y_b.to(logits.dtype), target, w)
     return F.cross_entropy(logits, target, weight=weight, label_smoothing=label_smoothing, reduction=reduction)
 
@@ -376,14 +373,14 @@ class MixupLoss(nn.Module):
         batch = logits.shape[0]
         w = _lam_rows(lam, batch, logits.dtype if logits.is_floating_point() else torch.float32, logits.device)
         if y_a.is_floating_point():
-            w = _rows(w.to(y_a.dtype), y_a.ndim)
+            w = per_row(w.to(y_a.dtype), y_a.ndim)
             if self._base is nn.KLDivLoss and c.log_target:
                 target = torch.logaddexp(y_a + w.log(), y_b + torch.log1p(-w))
             else:
                 target = torch.lerp(y_b, y_a, w)
             return self._reduce(self._per_sample(logits, target), logits)
         loss_a, loss_b = self._per_sample(logits, y_a), self._per_sample(logits, y_b)
-        w = _rows(w, loss_a.ndim)
+        w = per_row(w, loss_a.ndim)
         return self._reduce(w * loss_a + (1 - w) * loss_b, logits)
 
     def _per_sample(self, logits: Tensor, y: Tensor) -> Tensor:

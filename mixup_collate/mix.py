@@ -42,8 +42,8 @@ CACHE_BYTES = 4 * 1024 * 1024
 
 
 def per_row(w: Tensor, ndim: int) -> Tensor:
-    """Reshape per-row values ``(B,)`` to ``(B, 1, ..., 1)`` so they broadcast over ``ndim``-D rows."""
-    return w.reshape(w.shape[0], *([1] * (ndim - 1)))
+    """Per-row values ``(B,)`` (or ``(B, K)``) viewed as ``(B, 1, ..., 1)`` to broadcast over an ``ndim``-D batch."""
+    return w.reshape(*w.shape, *([1] * (ndim - w.ndim)))
 
 
 def output_dtype(x: Tensor, dtype: torch.dtype | None) -> torch.dtype:
