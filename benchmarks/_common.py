@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import json
+import os
 import platform
 import statistics
+import subprocess
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Hashable
 from pathlib import Path
 
 import torch
@@ -25,18 +27,27 @@ def sync(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
-def interleaved(cases: dict[str, Callable[[], object]], rounds: int, device: torch.device, warmup: int = 2):
+def interleaved(
+    cases: dict[Hashable, Callable[..., object]],
+    rounds: int,
+    device: torch.device,
+    warmup: int = 2,
+    setups: dict[Hashable, Callable[[], object]] | None = None,
+) -> dict[Hashable, list[float]]:
     """Time every case once per round, in turn (A B C ... A B C ...), after ``warmup`` untimed rounds.
 
     Returns ``{name: [seconds per round]}``. Interleaving spreads slow drifts (thermal, other load)
-    over all cases instead of penalising whichever ran last.
+    over all cases instead of penalising whichever ran last. A case named in ``setups`` is called
+    with the result of its setup, made untimed just before it (e.g. a fresh input it consumes).
     """
-    times: dict[str, list[float]] = {name: [] for name in cases}
+    setups = setups or {}
+    times: dict[Hashable, list[float]] = {name: [] for name in cases}
     for r in range(warmup + rounds):
         for name, fn in cases.items():
+            args = (setups[name](),) if name in setups else ()
             sync(device)
             start = time.perf_counter()
-            fn()
+            fn(*args)
             sync(device)
             if r >= warmup:
                 times[name].append(time.perf_counter() - start)
@@ -47,12 +58,26 @@ def summary(values: list[float]) -> dict[str, float]:
     return {"median": statistics.median(values), "min": min(values), "max": max(values)}
 
 
+def source() -> str | None:
+    """The measured code's commit, ``-dirty`` when the working tree differs (``None`` outside a git checkout)."""
+    try:
+        done = subprocess.run(
+            ["git", "describe", "--always", "--dirty"], cwd=RESULTS.parent, capture_output=True, text=True, timeout=10
+        )
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return done.stdout.strip() if done.returncode == 0 else None
+
+
 def machine() -> dict[str, object]:
     info: dict[str, object] = {
+        "source": source(),
         "python": platform.python_version(),
         "torch": torch.__version__,
         "cpu": platform.processor() or platform.machine(),
         "threads": torch.get_num_threads(),
+        "cores": os.cpu_count(),
+        "load_avg_1_5_15min": [round(v, 2) for v in os.getloadavg()] if hasattr(os, "getloadavg") else None,
     }
     if torch.cuda.is_available():
         info["gpu"] = torch.cuda.get_device_name()

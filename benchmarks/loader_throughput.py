@@ -1,11 +1,22 @@
-"""Loader throughput: one-loader mixup on the device against two-loader mixup and the peers.
+"""Loader throughput: one-loader Mixup and CutMix on the device against two-loader mixup and the peers.
 
-    python benchmarks/loader_throughput.py            # the full grid (about 5 minutes on 2 cores)
+    python benchmarks/loader_throughput.py                    # the full grid, all modes (about 15 minutes on 2 cores)
+    python benchmarks/loader_throughput.py --modes cutmix     # one mode group (plain always runs, as the reference)
     python benchmarks/loader_throughput.py --help
 
 Every strategy iterates the same map-style dataset and ends with the same product: a float32
 mixed batch (values in [0, 1]) on the device, consumed as a training step would (a reduction that
-forces the result). Two pipelines:
+forces the result). Three mode groups, each configured alike for every implementation:
+
+* ``mixup``: Mixup, Beta(0.4, 0.4) (also the two-loader and hand-written in-loop recipes).
+* ``cutmix``: CutMix, Beta(1, 1) box areas.
+* ``switch``: per sample Mixup Beta(0.8, 0.8) or CutMix Beta(1, 1), with probability 0.5 each
+  (torchvision's ``RandomChoice`` switches per batch: it has no per-sample mode).
+
+Peers: timm's ``Mixup`` applied in the loop to the batch on the device (``timm_inloop``) and its
+``FastCollateMixup`` on uint8 samples (``timm_fast``), both in ``mode="elem"`` (one draw per sample,
+as here; they need an even batch size), and torchvision's ``v2.MixUp``/``v2.CutMix`` in its
+documented collate recipe (``torchvision_v2``). Two pipelines:
 
 * ``decode``: JPEG bytes made at start-up, decoded and augmented per sample (random resized crop,
   flip): the cost of an ImageNet-style input pipeline.
@@ -24,7 +35,9 @@ import argparse
 import io
 import os
 import sys
+from collections.abc import Callable
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 import torch
@@ -88,14 +101,43 @@ class DecodeImages(Dataset):
         return self.transform(image), self.labels[i]
 
 
-class TorchvisionMixup:
-    """torchvision's documented recipe: ``v2.MixUp`` applied to the default-collated batch."""
+class Mode(NamedTuple):
+    """One mixing mode, configured alike for every implementation."""
 
-    def __init__(self) -> None:
-        self.mixup = v2.MixUp(alpha=ALPHA, num_classes=NUM_CLASSES)
+    ours: dict[str, float]  # MixupCollate's keyword arguments
+    timm: dict[str, float]  # timm's Mixup / FastCollateMixup keyword arguments
+    torchvision: Callable[[], Callable]  # builds the batch transform of torchvision's collate recipe
+
+
+MODES = {
+    "mixup": Mode(
+        {"alpha": ALPHA},
+        {"mixup_alpha": ALPHA, "cutmix_alpha": 0.0},
+        lambda: v2.MixUp(alpha=ALPHA, num_classes=NUM_CLASSES),
+    ),
+    "cutmix": Mode(
+        {"alpha": 0.0, "cutmix_alpha": 1.0},
+        {"mixup_alpha": 0.0, "cutmix_alpha": 1.0},
+        lambda: v2.CutMix(alpha=1.0, num_classes=NUM_CLASSES),
+    ),
+    "switch": Mode(
+        {"alpha": 0.8, "cutmix_alpha": 1.0, "switch_prob": 0.5},
+        {"mixup_alpha": 0.8, "cutmix_alpha": 1.0, "switch_prob": 0.5},
+        lambda: v2.RandomChoice(
+            [v2.MixUp(alpha=0.8, num_classes=NUM_CLASSES), v2.CutMix(alpha=1.0, num_classes=NUM_CLASSES)]
+        ),
+    ),
+}
+
+
+class TorchvisionCollate:
+    """torchvision's documented recipe: the batch transform applied to the default-collated batch."""
+
+    def __init__(self, transform: Callable) -> None:
+        self.transform = transform
 
     def __call__(self, batch):
-        return self.mixup(*default_collate(batch))
+        return self.transform(*default_collate(batch))
 
 
 class MixInWorker(MixupCollate):
@@ -135,17 +177,30 @@ def loader(ds: Dataset, batch: int, workers: int, collate=None, seed: int = 0) -
     )
 
 
-def strategies(make_ds, batch: int, workers: int, device: torch.device, wanted: list[str]):
-    """``{name: callable running one epoch}``; each builds its loaders once (persistent workers)."""
+def timm_mixup():
+    """timm's ``mixup`` module, or ``None`` (with a note) when timm is not installed."""
+    try:
+        from timm.data import mixup
+    except ImportError:
+        print("timm strategies: skipped (timm is not installed; pip install 'mixup-collate[bench]')")
+        return None
+    return mixup
+
+
+def plain_strategy(make_ds, batch: int, workers: int, device: torch.device):
+    """No mixup: the reference every mode's ratios are taken against."""
+    plain = loader(make_ds(False), batch, workers)
+
+    def run_plain():
+        for x, _ in plain:
+            consume(x.to(device, non_blocking=True))
+
+    return run_plain
+
+
+def recipe_strategies(make_ds, batch: int, workers: int, device: torch.device, wanted: list[str]):
+    """The Mixup-only recipes: two loaders (the paper's) and the hand-written in-loop mix."""
     fns = {}
-    if "plain" in wanted:
-        plain = loader(make_ds(False), batch, workers)
-
-        def run_plain():
-            for x, _ in plain:
-                consume(x.to(device, non_blocking=True))
-
-        fns["plain"] = run_plain
     if "two_loader" in wanted:
         first, second = loader(make_ds(False), batch, workers, seed=1), loader(make_ds(False), batch, workers, seed=2)
 
@@ -166,53 +221,110 @@ def strategies(make_ds, batch: int, workers: int, device: torch.device, wanted: 
                 consume(lam * x + (1 - lam) * x[perm])
 
         fns["inloop"] = run_inloop
+    return fns
+
+
+def in_worker_strategy(make_ds, batch: int, workers: int, device: torch.device):
+    """The ``mix_in_worker`` ablation (Mixup, uint8 input), or ``None`` where it cannot run (a device, no workers)."""
+    if device.type != "cpu" or workers == 0:
+        return None
+    collate = MixInWorker(ALPHA, device=device, seed=0)
+    if collate.device.type != "cpu":  # resolved here, in the main process, before the fork
+        raise RuntimeError(f"mix_in_worker mixes in CPU workers, but its collate resolved to {collate.device}")
+    in_worker = loader(make_ds(True), batch, workers, collate=collate)
+
+    def run_in_worker():
+        for batch_ in in_worker:
+            consume(batch_.x)
+
+    return run_in_worker
+
+
+def mode_strategies(mode: Mode, make_ds, batch: int, workers: int, device: torch.device, wanted: list[str], timm):
+    """``{strategy: callable running one epoch}`` for one mode; each builds its loaders once (persistent workers)."""
+    fns = {}
     if "torchvision_v2" in wanted:
-        tv = loader(make_ds(False), batch, workers, collate=TorchvisionMixup())
+        tv = loader(make_ds(False), batch, workers, collate=TorchvisionCollate(mode.torchvision()))
 
         def run_tv():
             for x, _ in tv:
                 consume(x.to(device, non_blocking=True))
 
         fns["torchvision_v2"] = run_tv
-    if "timm_fast" in wanted:
-        try:
-            from timm.data import FastCollateMixup
-        except ImportError:
-            print("timm_fast: skipped (timm is not installed; pip install 'mixup-collate[bench]')")
-        else:
-            timm_collate = FastCollateMixup(mixup_alpha=ALPHA, cutmix_alpha=0.0, mode="elem", num_classes=NUM_CLASSES)
-            timm_loader = loader(make_ds(True), batch, workers, collate=timm_collate)
+    if "timm_inloop" in wanted and timm is not None:
+        timm_fn = timm.Mixup(**mode.timm, mode="elem", num_classes=NUM_CLASSES)
+        timm_loop = loader(make_ds(False), batch, workers)
 
-            def run_timm():
-                for x, _ in timm_loader:
-                    # timm's prefetcher widens uint8 on the device; scale to [0, 1] like the others.
-                    consume(x.to(device, non_blocking=True).float().div_(255))
+        def run_timm_inloop():
+            for x, y in timm_loop:
+                x, _ = timm_fn(x.to(device, non_blocking=True), y.to(device, non_blocking=True))
+                consume(x)
 
-            fns["timm_fast"] = run_timm
+        fns["timm_inloop"] = run_timm_inloop
+    if "timm_fast" in wanted and timm is not None:
+        timm_collate = timm.FastCollateMixup(**mode.timm, mode="elem", num_classes=NUM_CLASSES)
+        timm_loader = loader(make_ds(True), batch, workers, collate=timm_collate)
+
+        def run_timm_fast():
+            for x, _ in timm_loader:
+                # timm's prefetcher widens uint8 on the device; scale to [0, 1] like the others.
+                consume(x.to(device, non_blocking=True).float().div_(255))
+
+        fns["timm_fast"] = run_timm_fast
     for name, as_uint8 in (("mixup_collate", False), ("mixup_collate_uint8", True)):
         if name in wanted:
-            ours = loader(make_ds(as_uint8), batch, workers, collate=MixupCollate(ALPHA, device=device, seed=0))
+            collate = MixupCollate(**mode.ours, device=device, seed=0)
+            ours = loader(make_ds(as_uint8), batch, workers, collate=collate)
 
             def run_ours(ours=ours):
                 for batch_ in ours:
                     consume(batch_.x)
 
             fns[name] = run_ours
-    if "mix_in_worker" in wanted and device.type == "cpu" and workers > 0:
-        collate = MixInWorker(ALPHA, device=device, seed=0)
-        assert collate.device.type == "cpu"  # resolved here, in the main process, before the fork
-        in_worker = loader(make_ds(True), batch, workers, collate=collate)
-
-        def run_in_worker():
-            for batch_ in in_worker:
-                consume(batch_.x)
-
-        fns["mix_in_worker"] = run_in_worker
     return fns
 
 
-ALL = ["plain", "two_loader", "inloop", "torchvision_v2", "timm_fast", "mixup_collate", "mixup_collate_uint8"]
-ABLATIONS = ["mix_in_worker"]  # uint8 input, mixed in the workers (CPU target, num_workers > 0 only)
+def strategies(make_ds, batch: int, workers: int, device: torch.device, modes: list[str], wanted: list[str]):
+    """``{(mode, strategy): callable running one epoch}``: ``plain`` (mode ``none``) first, then each mode's."""
+    fns = {("none", "plain"): plain_strategy(make_ds, batch, workers, device)}
+    timm = timm_mixup() if {"timm_inloop", "timm_fast"} & set(wanted) else None
+    for mode in modes:
+        group = recipe_strategies(make_ds, batch, workers, device, wanted) if mode == "mixup" else {}
+        group |= mode_strategies(MODES[mode], make_ds, batch, workers, device, wanted, timm)
+        if mode == "mixup" and "mix_in_worker" in wanted:
+            group["mix_in_worker"] = in_worker_strategy(make_ds, batch, workers, device)
+        fns |= {(mode, name): fn for name, fn in group.items() if fn is not None}
+    return fns
+
+
+# Selectable with --strategies (plain always runs: every ratio is taken against it), in table order.
+STRATEGIES = [
+    "two_loader",  # mixup mode only: the paper's recipe
+    "inloop",  # mixup mode only: the hand-written in-loop recipe
+    "torchvision_v2",
+    "timm_inloop",
+    "timm_fast",
+    "mixup_collate",
+    "mixup_collate_uint8",
+    "mix_in_worker",  # mixup mode only, an ablation: CPU target with workers only
+]
+
+
+def rates_row(pipeline: str, mode: str, name: str, workers: int, batch: int, rates: dict) -> dict:
+    """One result: samples/s (median, min, max) and the ratios to ``plain`` and to the same mode's ``two_loader``."""
+    med = summary(rates[(mode, name)])
+    plain = summary(rates[("none", "plain")])["median"]
+    two = rates.get(("mixup", "two_loader")) if mode in ("mixup", "none") else None
+    return {
+        "pipeline": pipeline,
+        "mode": mode,
+        "strategy": name,
+        "workers": workers,
+        "batch": batch,
+        "samples_per_s": med,
+        "vs_plain": med["median"] / plain,
+        "vs_two_loader": None if two is None else med["median"] / summary(two)["median"],
+    }
 
 
 def run(args, device: torch.device) -> list[dict]:
@@ -225,27 +337,11 @@ def run(args, device: torch.device) -> list[dict]:
 
         for workers in args.workers:
             for batch in args.batch_sizes:
-                fns = strategies(make_ds, batch, workers, device, args.strategies)
+                fns = strategies(make_ds, batch, workers, device, args.modes, args.strategies)
                 times = interleaved(fns, args.rounds, device)
                 samples = (n // batch) * batch
-                rates = {name: [samples / t for t in ts] for name, ts in times.items()}
-                for name, r in rates.items():
-                    med = summary(r)
-                    results.append(
-                        {
-                            "pipeline": pipeline,
-                            "strategy": name,
-                            "workers": workers,
-                            "batch": batch,
-                            "samples_per_s": med,
-                            "vs_plain": med["median"] / summary(rates["plain"])["median"] if "plain" in rates else None,
-                            "vs_two_loader": (
-                                med["median"] / summary(rates["two_loader"])["median"]
-                                if "two_loader" in rates
-                                else None
-                            ),
-                        }
-                    )
+                rates = {key: [samples / t for t in ts] for key, ts in times.items()}
+                results += [rates_row(pipeline, mode, name, workers, batch, rates) for mode, name in rates]
                 print(f"  done: {pipeline}, {workers} workers, batch {batch}", flush=True)
                 del fns
     return results
@@ -258,19 +354,21 @@ def format_table(results: list[dict]) -> str:
         rows.append(
             [
                 r["pipeline"],
-                r["strategy"],
                 r["workers"],
                 r["batch"],
+                r["mode"],
+                r["strategy"],
                 f"{s['median']:.0f} [{s['min']:.0f}-{s['max']:.0f}]",
-                "-" if r["vs_plain"] is None else f"{r['vs_plain']:.2f}",
+                f"{r['vs_plain']:.2f}",
                 "-" if r["vs_two_loader"] is None else f"{r['vs_two_loader']:.2f}",
             ]
         )
-    headers = ["pipeline", "strategy", "workers", "batch", "samples/s median [min-max]", "vs plain", "vs two_loader"]
-    return table(headers, rows)
+    headers = ["pipeline", "workers", "batch", "mode", "strategy", "samples/s median [min-max]", "vs plain"]
+    return table([*headers, "vs two_loader"], rows)
 
 
 def bar_chart(results: list[dict], path: Path) -> Path | None:
+    """One panel per mode: each strategy's samples/s relative to ``plain``, per configuration."""
     try:
         import matplotlib
 
@@ -280,21 +378,29 @@ def bar_chart(results: list[dict], path: Path) -> Path | None:
         print("chart: skipped (matplotlib is not installed)")
         return None
     configs = sorted({(r["pipeline"], r["workers"], r["batch"]) for r in results})
-    names = [s for s in ALL + ABLATIONS if any(r["strategy"] == s for r in results)]
-    fig, ax = plt.subplots(figsize=(max(6, 1.6 * len(configs)), 4.5))
-    width = 0.8 / max(1, len(names))
-    for k, name in enumerate(names):
-        values = []
-        for c in configs:
-            match = [r for r in results if (r["pipeline"], r["workers"], r["batch"]) == c and r["strategy"] == name]
-            values.append(match[0]["vs_plain"] if match and match[0]["vs_plain"] is not None else 0)
-        ax.bar(np.arange(len(configs)) + k * width, values, width, label=name)
-    ax.axhline(1.0, color="black", linewidth=0.8)
-    ax.set_xticks(np.arange(len(configs)) + width * (len(names) - 1) / 2)
-    ax.set_xticklabels([f"{p}\n{w} workers, B={b}" for p, w, b in configs], fontsize=8)
-    ax.set_ylabel("samples/s relative to plain (no mixup)")
-    ax.set_title("Mixed float32 batches on the device: throughput vs plain loading")
-    ax.legend(fontsize=7, ncol=2)
+    modes = [m for m in MODES if any(r["mode"] == m for r in results)]
+    fig, axes = plt.subplots(
+        len(modes), 1, figsize=(max(6, 1.6 * len(configs)), 3.6 * len(modes)), squeeze=False, sharex=True
+    )
+    for ax, mode in zip(axes[:, 0], modes):
+        names = [s for s in STRATEGIES if any(r["mode"] == mode and r["strategy"] == s for r in results)]
+        width = 0.8 / max(1, len(names))
+        for k, name in enumerate(names):
+            values = []
+            for c in configs:
+                match = [
+                    r
+                    for r in results
+                    if (r["pipeline"], r["workers"], r["batch"]) == c and (r["mode"], r["strategy"]) == (mode, name)
+                ]
+                values.append(match[0]["vs_plain"] if match else 0)
+            ax.bar(np.arange(len(configs)) + k * width, values, width, label=name)
+        ax.axhline(1.0, color="black", linewidth=0.8)
+        ax.set_xticks(np.arange(len(configs)) + width * (len(names) - 1) / 2)
+        ax.set_xticklabels([f"{p}\n{w} workers, B={b}" for p, w, b in configs], fontsize=8)
+        ax.set_ylabel("samples/s vs plain")
+        ax.set_title(f"{mode}: mixed float32 batches on the device, throughput relative to plain loading", fontsize=9)
+        ax.legend(fontsize=7, ncol=2)
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=120)
@@ -306,14 +412,23 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--device", default=None, help="default: cuda if available, else cpu")
     p.add_argument("--pipelines", nargs="+", default=["memory", "decode"], choices=["memory", "decode"])
+    p.add_argument("--modes", nargs="+", default=list(MODES), choices=list(MODES), help="mode groups to run")
     p.add_argument("--workers", type=int, nargs="+", default=[0, os.cpu_count() or 1])
-    p.add_argument("--batch-sizes", type=int, nargs="+", default=[64, 256])
-    p.add_argument("--strategies", nargs="+", default=ALL + ABLATIONS, choices=ALL + ABLATIONS)
+    p.add_argument("--batch-sizes", type=int, nargs="+", default=[64, 256], help="even (timm's Mixup needs it)")
+    p.add_argument("--strategies", nargs="+", default=STRATEGIES, choices=STRATEGIES, help="besides plain")
     p.add_argument("--samples", type=int, default=4096, help="samples per round, memory pipeline")
     p.add_argument("--decode-samples", type=int, default=1024, help="samples per round, decode pipeline")
-    p.add_argument("--rounds", type=int, default=3, help="timed rounds (after one warm-up round)")
+    p.add_argument("--rounds", type=int, default=3, help="timed rounds (after two warm-up rounds)")
     p.add_argument("--out", type=Path, default=RESULTS, help="folder for loader_throughput.{json,png}")
     args = p.parse_args(argv)
+    odd = [b for b in args.batch_sizes if b % 2]
+    if odd and {"timm_inloop", "timm_fast"} & set(args.strategies):
+        p.error(f"--batch-sizes {odd}: timm's Mixup and FastCollateMixup need even batch sizes")
+    if args.rounds < 1:
+        p.error(f"--rounds must be at least 1, got {args.rounds}")
+    fewest = min(args.samples if pipeline == "memory" else args.decode_samples for pipeline in args.pipelines)
+    if not all(1 <= b <= fewest for b in args.batch_sizes):
+        p.error(f"--batch-sizes {args.batch_sizes}: each must be in [1, {fewest}] (the samples per round)")
     device = pick_device(args.device)
     print(f"loader throughput on {device}, {torch.get_num_threads()} threads, {os.cpu_count()} cores")
     results = run(args, device)
