@@ -380,7 +380,7 @@ def bar_chart(results: list[dict], path: Path) -> Path | None:
     configs = sorted({(r["pipeline"], r["workers"], r["batch"]) for r in results})
     modes = [m for m in MODES if any(r["mode"] == m for r in results)]
     fig, axes = plt.subplots(
-        len(modes), 1, figsize=(max(6, 1.6 * len(configs)), 3.6 * len(modes)), squeeze=False, sharex=True
+        len(modes), 1, figsize=(max(7, 1.6 * len(configs) + 2), 3.2 * len(modes)), squeeze=False, sharex=True
     )
     for ax, mode in zip(axes[:, 0], modes):
         names = [s for s in STRATEGIES if any(r["mode"] == mode and r["strategy"] == s for r in results)]
@@ -394,13 +394,14 @@ def bar_chart(results: list[dict], path: Path) -> Path | None:
                     if (r["pipeline"], r["workers"], r["batch"]) == c and (r["mode"], r["strategy"]) == (mode, name)
                 ]
                 values.append(match[0]["vs_plain"] if match else 0)
-            ax.bar(np.arange(len(configs)) + k * width, values, width, label=name)
+            color = f"C{STRATEGIES.index(name)}"  # one color per strategy in every panel
+            ax.bar(np.arange(len(configs)) + k * width, values, width, label=name, color=color)
         ax.axhline(1.0, color="black", linewidth=0.8)
         ax.set_xticks(np.arange(len(configs)) + width * (len(names) - 1) / 2)
         ax.set_xticklabels([f"{p}\n{w} workers, B={b}" for p, w, b in configs], fontsize=8)
         ax.set_ylabel("samples/s vs plain")
         ax.set_title(f"{mode}: mixed float32 batches on the device, throughput relative to plain loading", fontsize=9)
-        ax.legend(fontsize=7, ncol=2)
+        ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.0, 1.0))
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=120)
