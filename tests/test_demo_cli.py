@@ -79,6 +79,8 @@ def test_demo_on_digits(tmp_path, capsys):
     printed = capsys.readouterr().out
     assert "plain" in printed and "mixup" in printed and results["verdict"] in printed
     assert "cutmix" not in printed.replace("cutmix_samples.png", "")
+    wrote = printed.split("Wrote:")[1].split()
+    assert wrote == [str(tmp_path / name) for name in FILES]
 
 
 def test_cutmix_only_demo_names_its_run_cutmix_and_still_draws_mixup(tmp_path, capsys):

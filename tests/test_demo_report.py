@@ -1,4 +1,7 @@
-"""The demo's report: the summary over seeds, the table, and the verdict line for every kind of outcome."""
+"""The demo's report: the summary over seeds, the table, and the verdict line for every kind of outcome.
+
+The mixed run is named after its collate ("mixup", "cutmix", "mixup+cutmix"); the report names it so.
+"""
 
 import math
 
@@ -7,13 +10,16 @@ import pytest
 from mixup_collate.demo.report import format_table, summarize, verdict
 
 
-def summary(plain_acc, mixup_acc, plain_loss, mixup_loss, plain_std=0.0, mixup_std=0.0):
-    """A summary as ``summarize`` returns it, holding what ``verdict`` reads: final accuracy (mean, std), final loss."""
+def summary(plain_acc, mixup_acc, plain_loss, mixup_loss, plain_std=0.0, mixup_std=0.0, name="mixup"):
+    """A summary as ``summarize`` returns it, holding what ``verdict`` reads: final accuracy (mean, std), final loss.
+
+    ``name`` is the mixed run's.
+    """
 
     def run(acc, std, loss):
         return {"final_val_acc": {"mean": acc, "std": std}, "final_val_loss": {"mean": loss, "std": 0.0}}
 
-    return {"plain": run(plain_acc, plain_std, plain_loss), "mixup": run(mixup_acc, mixup_std, mixup_loss)}
+    return {"plain": run(plain_acc, plain_std, plain_loss), name: run(mixup_acc, mixup_std, mixup_loss)}
 
 
 def test_clear_gain_and_higher_loss_is_what_the_reference_describes():
@@ -87,6 +93,17 @@ def test_unchanged_accuracy_says_so_without_a_noise_caveat():
     )
 
 
+@pytest.mark.parametrize(
+    "name, plain_acc, mixed_acc, words",
+    [("cutmix", 0.80, 0.90, "raised final validation accuracy by +10.00 points"),
+     ("mixup+cutmix", 0.90, 0.80, "lowered final validation accuracy by 10.00 points"),
+     ("cutmix", 0.90, 0.90, "left final validation accuracy unchanged")],
+)  # fmt: skip
+def test_the_verdict_names_the_mixed_run(name, plain_acc, mixed_acc, words):
+    s = summary(plain_acc, mixed_acc, 0.25, 0.30, plain_std=0.01, mixup_std=0.01, name=name)
+    assert verdict(s, 3).startswith(f"Verdict: {name} {words} (3 seeds) and raised validation loss (0.300 vs 0.250)")
+
+
 def history(val_acc, val_loss):
     return {"train_loss": [1.0] * len(val_acc), "val_acc": val_acc, "val_loss": val_loss}
 
@@ -106,13 +123,22 @@ def test_summarize_takes_best_and_final_epochs_and_the_sample_std_over_seeds():
     assert one["mixup"]["best_val_acc"] == {"mean": 0.9, "std": 0.0, "values": [0.9]}
 
 
+def test_summarize_keeps_the_run_names_in_order():
+    histories = [{"seed": 3, "plain": history([0.5], [1.0]), "cutmix": history([0.6], [0.9])}]
+    s = summarize(histories)
+    assert list(s) == ["plain", "cutmix"]
+    assert s["cutmix"]["final_val_loss"]["values"] == [0.9]
+
+
+def stats(mean, std):
+    return {"mean": mean, "std": std}
+
+
+def run(best, final, loss):
+    return {"best_val_acc": stats(*best), "final_val_acc": stats(*final), "final_val_loss": stats(*loss)}
+
+
 def test_table_layout():
-    def stats(mean, std):
-        return {"mean": mean, "std": std}
-
-    def run(best, final, loss):
-        return {"best_val_acc": stats(*best), "final_val_acc": stats(*final), "final_val_loss": stats(*loss)}
-
     s = {
         "plain": run((0.9922, 0.0019), (0.9837, 0.0042), (0.055, 0.004)),
         "mixup": run((0.9922, 0.0019), (0.9885, 0.0045), (0.087, 0.010)),
@@ -121,4 +147,16 @@ def test_table_layout():
         "              best val acc     final val acc    final val loss",
         "plain       99.22 ± 0.19 %    98.37 ± 0.42 %     0.055 ± 0.004",
         "mixup       99.22 ± 0.19 %    98.85 ± 0.45 %     0.087 ± 0.010",
+    ]
+
+
+def test_table_widens_the_name_column_for_a_long_run_name():
+    s = {
+        "plain": run((0.9922, 0.0019), (0.9837, 0.0042), (0.055, 0.004)),
+        "mixup+cutmix": run((0.9911, 0.0010), (0.9870, 0.0030), (0.101, 0.012)),
+    }
+    assert format_table(s).splitlines() == [
+        "                  best val acc     final val acc    final val loss",
+        "plain           99.22 ± 0.19 %    98.37 ± 0.42 %     0.055 ± 0.004",
+        "mixup+cutmix    99.11 ± 0.10 %    98.70 ± 0.30 %     0.101 ± 0.012",
     ]

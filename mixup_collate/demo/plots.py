@@ -167,7 +167,9 @@ def lam_histogram(path: Path, lams: Tensor, alpha: float, cutmix_alpha: float = 
         share = 1 - SWITCH_PROB if cutmix_alpha > 0 else 1.0
         pdf = share * folded_beta_pdf(t, alpha)
         label = f"folded Beta({alpha:g}, {alpha:g}) density"
-        ax.plot(t.numpy(), pdf.numpy(), color="black", label=label if share == 1 else f"{share:g} x {label}: Mixup")
+        ax.plot(
+            t.numpy(), pdf.numpy(), color="black", label=label if share == 1 else f"Mixup's part: {share:g} x {label}"
+        )
         curve = pdf[t <= 0.98].tolist()
     ax.set_ylim(0, 1.15 * max([*heights, *curve], default=1.0))
     ax.set_xlim(0.5, 1.0)
