@@ -5,8 +5,17 @@ import json
 from pathlib import Path
 
 import pytest
+import torch
 
 BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
+
+
+@pytest.fixture(autouse=True)
+def torch_threads_restored():
+    """The benchmarks set torch's thread count for their measurements; the next test gets the count it had."""
+    threads = torch.get_num_threads()
+    yield
+    torch.set_num_threads(threads)
 
 
 def load(name):

@@ -9,10 +9,10 @@ import warnings
 
 import pytest
 import torch
+from integration_support import global_state_kept, load_example
 from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
-from example_runner import global_state_kept, load_example
 from mixup_collate import MixedBatch, MixupCollate, mixup_cross_entropy
 
 pl = pytest.importorskip("pytorch_lightning")
@@ -177,6 +177,8 @@ def test_a_checkpoint_resumes_the_stream_where_it_stopped(tmp_path, step):
 
 def test_the_example_trains(tmp_path):
     with global_state_kept():
-        result = load_example("lightning_example").main(["--epochs", "2", "--samples", "64", "--workers", "0", "--out", str(tmp_path)])
+        result = load_example("lightning_example").main(
+            ["--epochs", "2", "--samples", "64", "--workers", "0", "--out", str(tmp_path)]
+        )
     assert result["epochs_seen"] == [0, 1]
     assert result["last_loss"] < result["first_loss"]

@@ -1,0 +1,115 @@
+"""Every example runs, on tiny generated data, on the CPU, for a few steps; the patches for the real scripts are sound.
+
+The Lightning, accelerate and torchrun examples are run by their own test files (test_integrations_*.py).
+"""
+
+import math
+import re
+
+import pytest
+import torch
+from integration_support import EXAMPLES, global_state_kept, load_example
+
+from mixup_collate import MixupCollate
+
+# The README's "Use with ..." section quotes these counts (added + removed lines of each patch).
+CHANGED_LINES = {"torchvision_train.diff": 14, "timm_train.diff": 16}
+
+
+@pytest.fixture(autouse=True)
+def kept_global_state():
+    with global_state_kept():
+        yield
+
+
+@pytest.mark.parametrize("workers", [0, pytest.param(2, marks=pytest.mark.slow)])
+def test_drop_in_trains_with_the_device_it_is_given(workers):
+    history = load_example("drop_in").main(
+        ["--epochs", "1", "--workers", str(workers), "--device", "cpu", "--train-samples", "128"]
+    )
+    assert len(history) == 1
+    assert math.isfinite(history[0]["train_loss"]) and 0 <= history[0]["val_accuracy"] <= 1
+
+
+def recipe(*argv):
+    module = load_example("torchvision_recipe")
+    base = ["--device", "cpu", "--samples", "8", "-b", "8", "-j", "0", "--epochs", "1", "--print-freq", "100"]
+    return module.main(module.get_args_parser().parse_args([*base, *argv]))
+
+
+def test_torchvision_recipe_honours_cutmix_alpha_with_mixup_off():
+    """``--mixup-alpha 0 --cutmix-alpha 1``: CutMix alone, with its own alpha, soft targets through the criterion."""
+    result = recipe("--mixup-alpha", "0", "--cutmix-alpha", "1.0", "--label-smoothing", "0.1", "--random-erase", "0.5")
+    collate = result["collate_fn"]
+    assert isinstance(collate, MixupCollate) and collate.soft_targets
+    assert (collate.alpha, collate.cutmix_alpha, collate.device) == (0.0, 1.0, torch.device("cpu"))
+    assert len(result["losses"]) == 1 and math.isfinite(result["losses"][0])
+
+
+def test_torchvision_recipe_without_mixing_keeps_default_collate():
+    result = recipe("--epochs", "0")
+    assert result["collate_fn"] is torch.utils.data.default_collate
+
+
+def timm_loop(workers):
+    module = load_example("timm_loop")
+    argv = ["--model", "test_resnet", "--device", "cpu", "--samples", "16", "-b", "8", "-j", str(workers)]
+    argv += ["--epochs", "2", "--mixup-off-epoch", "1", "--mixup", "0.4", "--cutmix", "1.0", "--reprob", "0.5"]
+    return module.main(module.get_args_parser().parse_args(argv))
+
+
+@pytest.mark.parametrize("workers", [0, pytest.param(2, marks=pytest.mark.slow)])
+def test_timm_loop_mixes_until_the_off_epoch_even_with_persistent_workers(workers):
+    result = timm_loop(workers)
+    assert result["persistent_workers"] == (workers > 0)  # timm's create_loader default
+    assert [h["mixed_batches"] for h in result["history"]] == [2, 0]
+    assert result["collate_fn"].mixup_enabled is False
+    assert all(math.isfinite(h["loss"]) for h in result["history"])
+
+
+def hunks(diff_text):
+    """``(old_start, old_count, new_start, new_count, lines)`` of each hunk of a unified diff."""
+    found = []
+    for line in diff_text.splitlines():
+        header = re.match(r"@@ -(\d+),(\d+) \+(\d+),(\d+) @@", line)
+        if header:
+            found.append((*map(int, header.groups()), []))
+        elif found and not line.startswith(("--- ", "+++ ")):
+            found[-1][4].append(line)
+    return found
+
+
+@pytest.mark.parametrize("name", sorted(CHANGED_LINES))
+def test_each_patch_is_a_well_formed_unified_diff_of_the_counted_size(name):
+    text = (EXAMPLES / name).read_text()
+    assert text.startswith("--- a/") and "\n+++ b/" in text
+    changed = 0
+    for _, old_count, _, new_count, lines in hunks(text):
+        assert all(line[:1] in (" ", "-", "+") for line in lines), f"{name}: a hunk line without its prefix"
+        assert sum(line[:1] in " -" for line in lines) == old_count
+        assert sum(line[:1] in " +" for line in lines) == new_count
+        changed += sum(line[:1] in "-+" for line in lines)
+    assert changed == CHANGED_LINES[name]
+    assert all(len(line) <= 121 for line in text.splitlines()), "the scripts' own line length is 120"
+
+
+@pytest.mark.parametrize(
+    ("diff", "example"), [("torchvision_train.diff", "torchvision_recipe.py"), ("timm_train.diff", "timm_loop.py")]
+)
+def test_the_runnable_example_makes_the_same_call_as_the_patch(diff, example):
+    added = [line[1:] for line in (EXAMPLES / diff).read_text().splitlines() if line.startswith("+ ")]
+    patch_call = balanced_call(added)
+    example_call = balanced_call((EXAMPLES / example).read_text().splitlines())
+    assert patch_call == example_call
+
+
+def balanced_call(lines):
+    """The text of the first ``MixupCollate(...)`` call in ``lines``, without whitespace or comments."""
+    text = "".join(re.sub(r"\s+|#.*$", "", line) for line in lines)
+    start = text.index("MixupCollate(")
+    depth = 0
+    for end in range(start, len(text)):
+        depth += {"(": 1, ")": -1}.get(text[end], 0)
+        if depth == 0 and text[end] == ")":
+            return text[start : end + 1]
+    raise AssertionError("unbalanced MixupCollate( call")
