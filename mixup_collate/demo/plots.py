@@ -20,7 +20,7 @@ from torch.utils.data import DataLoader, Dataset
 from mixup_collate import MixupCollate
 
 from .data import DemoData
-from .training import SWITCH_PROB
+from .training import PLAIN, SWITCH_PROB, run_names
 
 __all__ = [
     "curves",
@@ -198,7 +198,7 @@ def curves(path: Path, histories: list[dict]) -> Path:
 
     fig = _figure(11, 4.2)
     acc_ax, loss_ax = fig.subplots(1, 2)
-    runs = [run for run in histories[0] if run != "seed"]
+    runs = run_names(histories[0])
     for run in runs:
         _band(acc_ax, [h[run]["val_acc"] for h in histories], run, scale=100)
         _band(loss_ax, [h[run]["val_loss"] for h in histories], run)
@@ -210,7 +210,7 @@ def curves(path: Path, histories: list[dict]) -> Path:
     loss_ax.set_yscale("log")
     final = [h[r]["val_acc"][-1] * 100 for h in histories for r in runs]
     acc_ax.set_ylim(max(0.0, min(final) - 10), min(100.0, max(final) + 2))
-    epochs = len(histories[0]["plain"]["val_acc"])
+    epochs = len(histories[0][PLAIN]["val_acc"])
     for ax in (acc_ax, loss_ax):
         ax.set_xlim(1, max(epochs, 2))
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))

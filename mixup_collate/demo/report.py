@@ -11,7 +11,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from .training import PLAIN
+from .training import PLAIN, run_names
 
 __all__ = ["format_table", "lam_summary", "summarize", "verdict", "write_json"]
 
@@ -19,11 +19,6 @@ __all__ = ["format_table", "lam_summary", "summarize", "verdict", "write_json"]
 def _stats(values: Sequence[float]) -> dict[str, Any]:
     std = statistics.stdev(values) if len(values) > 1 else 0.0
     return {"mean": statistics.fmean(values), "std": std, "values": list(values)}
-
-
-def _runs(history: dict) -> list[str]:
-    """The run names of one seed's history: "plain" and the mixed run's, in order."""
-    return [run for run in history if run != "seed"]
 
 
 def _mixed(summary: dict[str, dict]) -> str:
@@ -43,7 +38,7 @@ def summarize(histories: list[dict]) -> dict[str, dict]:
             "final_val_acc": _stats([h[run]["val_acc"][-1] for h in histories]),
             "final_val_loss": _stats([h[run]["val_loss"][-1] for h in histories]),
         }
-        for run in _runs(histories[0])
+        for run in run_names(histories[0])
     }
 
 

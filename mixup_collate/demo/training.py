@@ -23,7 +23,17 @@ from mixup_collate import MixupCollate, mixup_cross_entropy
 from .data import DemoData
 from .model import build_cnn
 
-__all__ = ["PLAIN", "SWITCH_PROB", "Settings", "evaluate", "mixing_name", "run_experiment", "train_epoch", "train_run"]
+__all__ = [
+    "PLAIN",
+    "SWITCH_PROB",
+    "Settings",
+    "evaluate",
+    "mixing_name",
+    "run_experiment",
+    "run_names",
+    "train_epoch",
+    "train_run",
+]
 
 PLAIN = "plain"
 SWITCH_PROB = 0.5  # with Mixup and CutMix both on, the chance that a sample is cut rather than blended
@@ -33,6 +43,11 @@ VAL_BATCH_SIZE = 512
 def mixing_name(alpha: float, cutmix_alpha: float) -> str:
     """The mixed run's name: "mixup", "cutmix" or "mixup+cutmix", by which concentrations are on (> 0)."""
     return "+".join(name for name, on in (("mixup", alpha > 0), ("cutmix", cutmix_alpha > 0)) if on)
+
+
+def run_names(history: dict) -> list[str]:
+    """The runs in one seed's history (from :func:`run_experiment`): "plain", then the mixed run's name."""
+    return [run for run in history if run != "seed"]
 
 
 @dataclass(frozen=True)
