@@ -17,7 +17,6 @@ The data's path, whatever ``num_workers`` is:
 
 from __future__ import annotations
 
-import signal
 import threading
 from collections.abc import Iterator
 from contextlib import nullcontext
@@ -30,6 +29,13 @@ from torch.utils import _pytree as pytree
 from torch.utils.data import get_worker_info
 
 from .batch import MixedBatch, SoftTargetBatch
+
+try:  # the C module behind `signal`: the same calls without the enum conversions, a few microseconds per batch
+    from _signal import SIG_DFL, SIGINT
+    from _signal import signal as set_handler
+except ImportError:  # pragma: no cover - other Python implementations
+    from signal import SIG_DFL, SIGINT
+    from signal import signal as set_handler
 
 if TYPE_CHECKING:
     from .params import MixParams
@@ -94,16 +100,16 @@ class _SigintDeferred:
 
     def __enter__(self) -> None:
         if self.active:
-            self.previous = signal.signal(signal.SIGINT, lambda signum, frame: self.caught.append((signum, frame)))
+            self.previous = set_handler(SIGINT, lambda signum, frame: self.caught.append((signum, frame)))
 
     def __exit__(self, *exc: object) -> None:
         if not self.active:
             return
-        signal.signal(signal.SIGINT, signal.SIG_DFL if self.previous is None else self.previous)
+        set_handler(SIGINT, SIG_DFL if self.previous is None else self.previous)
         if self.caught:
             if callable(self.previous):
                 self.previous(*self.caught[0])
-            elif self.previous == signal.SIG_DFL:
+            elif self.previous == SIG_DFL:
                 raise KeyboardInterrupt
 
 
