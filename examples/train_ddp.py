@@ -4,10 +4,14 @@ One machine, N processes (GPUs: one each, NCCL; CPU only: gloo)::
 
     torchrun --standalone --nproc_per_node=N examples/train_ddp.py --epochs 5
 
-Several machines: run on each, with its own --node_rank, the rendezvous on the first machine::
+Several machines: the same command on each, meeting at a rendezvous endpoint on one of them (the
+machines' ranks are assigned as they join)::
 
-    torchrun --nnodes=2 --node_rank=0 --nproc_per_node=8 --rdzv_backend=c10d \\
-        --rdzv_endpoint=node0.example.com:29400 --rdzv_id=mixup-run examples/train_ddp.py
+    torchrun --nnodes=2 --nproc_per_node=8 --rdzv_backend=c10d --rdzv_endpoint=node0.example.com:29400 \\
+        --rdzv_id=mixup-run examples/train_ddp.py
+
+or with fixed machine ranks: ``--nnodes=2 --node_rank=K --master_addr=node0.example.com --master_port=29500``
+on machine K (0 on node0).
 
 Each process reads its device from LOCAL_RANK. The collate is told that device; its random stream
 mixes the seed with the process's rank, so the ranks draw different (and reproducible) ``lam``. Call

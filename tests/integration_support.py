@@ -31,15 +31,20 @@ def load_example(name: str) -> ModuleType:
 
 
 @contextmanager
-def global_state_kept() -> Iterator[None]:
-    """Restore what examples seed or set: the global RNGs, torch's thread count and the environment."""
-    threads, torch_rng = torch.get_num_threads(), torch.get_rng_state()
+def global_state_kept(threads: int = 1) -> Iterator[None]:
+    """Run on ``threads`` intra-op threads, then restore them, the global RNGs and the environment.
+
+    One thread by default: on a busy 2-core machine torch's second thread spins waiting for a core, which
+    made a tiny model's training step a hundred times slower than on one thread here.
+    """
+    previous_threads, torch_rng = torch.get_num_threads(), torch.get_rng_state()
     python_rng, numpy_rng = random.getstate(), np.random.get_state()
     environ = dict(os.environ)
+    torch.set_num_threads(threads)
     try:
         yield
     finally:
-        torch.set_num_threads(threads)
+        torch.set_num_threads(previous_threads)
         torch.set_rng_state(torch_rng)
         random.setstate(python_rng)
         np.random.set_state(numpy_rng)
@@ -58,6 +63,9 @@ def _rank_entry(rank: int, world: int, port: int, fn: Callable[..., Any], args: 
         RANK=str(rank), LOCAL_RANK=str(rank), WORLD_SIZE=str(world), LOCAL_WORLD_SIZE=str(world),
         MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port),
     )  # fmt: skip
+    # A forked child cannot use the intra-op thread pool its parent started (it hangs in the first parallel op);
+    # one thread per rank is also what torchrun gives each process (OMP_NUM_THREADS=1).
+    torch.set_num_threads(1)
     fn(rank, *args)
 
 

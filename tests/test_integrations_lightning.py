@@ -24,8 +24,8 @@ BATCH, SAMPLES = 4, 16  # four full batches per epoch
 
 @pytest.fixture(autouse=True)
 def quiet_lightning():
-    """Lightning's advice about workers and loggers is noise here; restore the warning filters after."""
-    with warnings.catch_warnings():
+    """Lightning's advice about workers and loggers is noise here; restore the warning filters (and threads) after."""
+    with warnings.catch_warnings(), global_state_kept():
         warnings.filterwarnings("ignore", module="pytorch_lightning")
         warnings.filterwarnings("ignore", module="lightning_fabric")
         yield
@@ -176,9 +176,8 @@ def test_a_checkpoint_resumes_the_stream_where_it_stopped(tmp_path, step):
 
 
 def test_the_example_trains(tmp_path):
-    with global_state_kept():
-        result = load_example("lightning_example").main(
-            ["--epochs", "2", "--samples", "64", "--workers", "0", "--out", str(tmp_path)]
-        )
+    result = load_example("lightning_example").main(
+        ["--epochs", "2", "--samples", "64", "--workers", "0", "--out", str(tmp_path)]
+    )
     assert result["epochs_seen"] == [0, 1]
     assert result["last_loss"] < result["first_loss"]
