@@ -1,6 +1,6 @@
 """Loader throughput: one-loader Mixup and CutMix on the device against two-loader mixup and the peers.
 
-    python benchmarks/loader_throughput.py                    # the full grid, all modes (about 15 minutes on 2 cores)
+    python benchmarks/loader_throughput.py                    # the full grid, all modes (about 20 minutes on 2 cores)
     python benchmarks/loader_throughput.py --modes cutmix     # one mode group (plain always runs, as the reference)
     python benchmarks/loader_throughput.py --help
 
