@@ -91,6 +91,8 @@ def _float_dtype(dtype: object) -> torch.dtype | None:
 
 
 def _to_device(t: Tensor, device: torch.device) -> Tensor:
+    if t.device == device:
+        return t
     if device.type == "cuda" and not t.is_pinned():
         t = t.pin_memory()
     return t.to(device, non_blocking=True)

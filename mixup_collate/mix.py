@@ -72,14 +72,20 @@ def _check_rows(x: Tensor, **rows: Tensor) -> None:
             raise ValueError(f"{name} must have shape ({b},) for a batch of {b}, got {tuple(t.shape)}")
 
 
-def _check_indices(perm: Tensor, b: int) -> None:
-    """Partner indices must be integers in ``[0, B)``; checked where it is cheap (CPU), not on an accelerator."""
+def _check_indices(perm: Tensor) -> None:
     if perm.dtype not in (torch.int64, torch.int32):
         raise TypeError(f"perm must hold int64 indices, got {perm.dtype}")
-    if perm.device.type == "cpu":
-        low, high = (int(v) for v in perm.aminmax())
-        if low < 0 or high >= b:
-            raise ValueError(f"perm must hold indices in [0, {b}) for a batch of {b}, got values {perm.tolist()}")
+
+
+def _gather(x: Tensor, perm: Tensor, out: Tensor) -> Tensor:
+    """``out = x[perm]``; out-of-range indices get an error naming them (on the CPU; an accelerator asserts)."""
+    try:
+        return torch.index_select(x, 0, perm, out=out)
+    except (IndexError, RuntimeError) as error:
+        b = x.shape[0]
+        raise ValueError(
+            f"perm must hold indices in [0, {b}) for a batch of {b}, got values {perm.tolist()}"
+        ) from error
 
 
 def _memory_format(x: Tensor, channels_last: bool) -> torch.memory_format:
@@ -101,16 +107,19 @@ def overwrites(x: Tensor, dtype: torch.dtype | None = None, channels_last: bool 
     rounding (so nothing that can fail comes after the in-place writes).
     """
     out_dtype = output_dtype(x, dtype)
-    compute = torch.promote_types(out_dtype, torch.float32)
-    return x.dtype == compute == out_dtype and x.is_contiguous(memory_format=_memory_format(x, channels_last))
+    return _overwrites(x, out_dtype, _memory_format(x, channels_last))
 
 
-def _private(x: Tensor, dtype: torch.dtype | None, channels_last: bool, overwrite_input: bool) -> Tensor:
+def _overwrites(x: Tensor, out_dtype: torch.dtype, fmt: torch.memory_format) -> bool:
+    return x.dtype == out_dtype and out_dtype in (torch.float32, torch.float64) and x.is_contiguous(memory_format=fmt)
+
+
+def _private(x: Tensor, out_dtype: torch.dtype, fmt: torch.memory_format, overwrite_input: bool) -> Tensor:
     """``x`` in the computation's dtype and layout, in memory the mix may overwrite: ``x`` itself when allowed."""
-    if overwrite_input and overwrites(x, dtype, channels_last):
+    if overwrite_input and _overwrites(x, out_dtype, fmt):
         return x
-    compute = torch.promote_types(output_dtype(x, dtype), torch.float32)
-    return _empty_like(x, compute, _memory_format(x, channels_last)).copy_(x)
+    compute = torch.promote_types(out_dtype, torch.float32)
+    return _empty_like(x, compute, fmt).copy_(x)
 
 
 class Scratch:
@@ -253,14 +262,15 @@ def mix(
     """
     _check_batch(x)
     _check_rows(x, perm=perm, lam=lam)
-    _check_indices(perm, x.shape[0])
+    _check_indices(perm)
     out_dtype = output_dtype(x, dtype)
-    compute = torch.promote_types(out_dtype, torch.float32)
+    fmt = _memory_format(x, channels_last)
+    out = _private(x, out_dtype, fmt, overwrite_input)
+    compute = out.dtype
     if perm.device != x.device:
         perm = perm.to(x.device)
     if lam.device != x.device or lam.dtype != compute:
         lam = lam.to(device=x.device, dtype=compute)
-    out = _private(x, dtype, channels_last, overwrite_input)
     every_row = rows is None and boxes is None
     if every_row:  # Mixup: the affine map folds into the weights
         w_own, w_partner = per_row(lam, x.ndim), per_row(torch.rsub(lam, 1), x.ndim)
@@ -272,11 +282,10 @@ def mix(
             cycles = _cycles(order)  # the in-place order is defined for permutations only
         if cycles is not None:
             _mix_rows_in_place(out, cycles, order, w_own, w_partner, shift)
-            return out.to(out_dtype)
+            return out if out_dtype == compute else out.to(out_dtype)
     else:
         scale = torch.as_tensor(scale, dtype=compute, device=x.device)
-    partner = scratch.take(out) if scratch is not None else torch.empty_like(out)
-    torch.index_select(out, 0, perm, out=partner)
+    partner = _gather(out, perm, scratch.take(out) if scratch is not None else torch.empty_like(out))
     if every_row:
         out.mul_(w_own).addcmul_(partner, w_partner)
         if shift is not None:
@@ -286,7 +295,7 @@ def mix(
         _affine_(out, scale, shift)
     if scratch is not None:
         scratch.give_back(partner)
-    return out.to(out_dtype)
+    return out if out_dtype == compute else out.to(out_dtype)
 
 
 def transform(
@@ -300,8 +309,10 @@ def transform(
 ) -> Tensor:
     """The conversion :func:`mix` applies, without mixing: ``out = x * scale + shift`` (for evaluation)."""
     _check_batch(x)
-    out = _private(x, dtype, channels_last, overwrite_input)
-    return _affine_(out, scale, shift).to(output_dtype(x, dtype))
+    out_dtype = output_dtype(x, dtype)
+    out = _private(x, out_dtype, _memory_format(x, channels_last), overwrite_input)
+    out = _affine_(out, scale, shift)
+    return out if out.dtype == out_dtype else out.to(out_dtype)
 
 
 def pair(
@@ -319,10 +330,10 @@ def pair(
     """
     _check_batch(x)
     _check_rows(x, perm=perm)
-    _check_indices(perm, x.shape[0])
+    _check_indices(perm)
     if x.is_floating_point() or x.dtype == torch.uint8:
         x = transform(x, dtype=dtype, scale=scale, shift=shift)
-    return torch.stack((x, x.index_select(0, perm.to(x.device))), dim=1)
+    return torch.stack((x, _gather(x, perm.to(x.device), torch.empty_like(x))), dim=1)
 
 
 def mix_targets(y: Tensor, perm: Tensor, lam: Tensor) -> Tensor:
@@ -337,7 +348,7 @@ def mix_targets(y: Tensor, perm: Tensor, lam: Tensor) -> Tensor:
         )
     _check_rows(y, perm=perm, lam=lam)
     w = per_row(lam.to(device=y.device, dtype=y.dtype), y.ndim)
-    partner = y.index_select(0, perm.to(y.device))
+    partner = _gather(y, perm.to(y.device), torch.empty_like(y))
     return y * w + partner * (1 - w)
 
 

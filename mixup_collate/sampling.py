@@ -14,6 +14,10 @@ from torch import Tensor
 
 __all__ = ["sample_coins", "sample_lam", "sample_perm"]
 
+# Below this concentration a Gamma(alpha) draw can underflow float64 (P(X < 1e-308) > 1e-30), and Beta
+# draws take the log-space path.
+LOG_SPACE_BELOW = 0.1
+
 
 def _check_size(n: int, what: str) -> None:
     if n < 1:
@@ -59,16 +63,26 @@ def sample_lam(
     ``fold`` maps each weight to ``max(lam, 1 - lam)``, so the unshuffled sample always dominates;
     folded weights lie in ``[0.5, 1]``. ``per_sample=False`` draws one weight and repeats it ``n`` times.
 
-    The Beta draw is ``sigmoid(log X - log Y)`` with ``X, Y ~ Gamma(alpha)`` computed in log space and
-    float64, which stays accurate for small ``alpha`` where ``torch.distributions.Beta`` saturates.
+    The Beta draw is ``X / (X + Y)`` with ``X, Y ~ Gamma(alpha)`` in float64. Below ``alpha = 0.1`` a
+    Gamma draw can underflow (and the ratio turn into 0/0), so there it is ``sigmoid(log X - log Y)``
+    computed in log space, which stays exact for tiny ``alpha`` where ``torch.distributions.Beta`` saturates.
     """
     alpha = check_concentration(alpha)
     _check_size(n, "mixing weights")
-    logit = _log_gamma_pairs(n if per_sample else 1, alpha, generator, _device(device))
-    if fold:
-        # max(sigmoid(d), 1 - sigmoid(d)) == sigmoid(|d|), without rounding twice.
-        logit.abs_()
-    lam = torch.sigmoid(logit, out=torch.empty(logit.shape, dtype=torch.float32, device=logit.device))
+    draws, device = n if per_sample else 1, _device(device)
+    if alpha < LOG_SPACE_BELOW:
+        logit = _log_gamma_pairs(draws, alpha, generator, device)
+        if fold:
+            # max(sigmoid(d), 1 - sigmoid(d)) == sigmoid(|d|), without rounding twice.
+            logit.abs_()
+        lam = torch.sigmoid(logit)
+    else:
+        pair = torch._standard_gamma(
+            torch.full((2, draws), alpha, dtype=torch.float64, device=device), generator=generator
+        )
+        total = pair.sum(0)
+        lam = (pair.amax(0) if fold else pair[0]).div_(total)
+    lam = lam.to(torch.float32)
     return lam if per_sample else lam.expand(n).clone()
 
 

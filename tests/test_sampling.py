@@ -52,14 +52,14 @@ def folded_beta_cdf(alpha):
 
 
 @pytest.mark.parametrize("device", devices())
-@pytest.mark.parametrize("alpha", [0.05, 0.2, 0.4, 1.0, 2.0, 10.0])
+@pytest.mark.parametrize("alpha", [0.05, 0.0999, 0.1, 0.2, 0.4, 1.0, 2.0, 10.0])
 def test_folded_lam_follows_folded_beta(device, alpha):
     lam = sample_lam(20_000, alpha, generator=generator(device), device=device).double().cpu().numpy()
     assert_follows(lam, folded_beta_cdf(alpha), 0.5, 0.999)
 
 
 @pytest.mark.parametrize("device", devices())
-@pytest.mark.parametrize("alpha", [0.05, 0.4, 3.0])
+@pytest.mark.parametrize("alpha", [0.02, 0.05, 0.4, 3.0])
 def test_unfolded_lam_follows_beta(device, alpha):
     lam = sample_lam(20_000, alpha, fold=False, generator=generator(device), device=device).double().cpu().numpy()
     assert_follows(lam, stats.beta(alpha, alpha).cdf, 0.001, 0.999)
