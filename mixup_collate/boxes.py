@@ -76,6 +76,14 @@ def paste(x: Tensor, perm: Tensor, boxes: Tensor) -> Tensor:
 
     Pixels are copied, never blended, so ``uint8`` stays ``uint8`` and values (NaN and Inf included)
     are exactly those of one image or the other. Returns a new tensor; ``x`` is untouched.
+
+    Example::
+
+        >>> x = torch.stack([torch.zeros(1, 3, 4, dtype=torch.uint8), torch.ones(1, 3, 4, dtype=torch.uint8)])
+        >>> paste(x, torch.tensor([1, 0]), torch.tensor([[0, 2, 1, 3], [0, 0, 0, 0]]))[0, 0]
+        tensor([[0, 1, 1, 0],
+                [0, 1, 1, 0],
+                [0, 0, 0, 0]], dtype=torch.uint8)
     """
     if x.ndim < 3:
         raise ValueError(

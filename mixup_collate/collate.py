@@ -135,6 +135,16 @@ class MixupCollate:
         extras_to_device: also move the tensors among the samples' other fields to ``device``.
         seed: fixes the random stream (independently per distributed rank and epoch).
         generator: a CPU ``torch.Generator`` to draw from instead of ``seed`` (used as is).
+
+    Example::
+
+        >>> import torch
+        >>> from torch.utils.data import DataLoader, TensorDataset
+        >>> data = TensorDataset(torch.rand(10, 3, 8, 8), torch.arange(10) % 3)
+        >>> loader = DataLoader(data, batch_size=5, collate_fn=MixupCollate(0.4, device="cpu", seed=0))
+        >>> x, y_a, y_b, lam = next(iter(loader))
+        >>> x.shape, y_a.tolist(), bool((lam >= 0.5).all())
+        (torch.Size([5, 3, 8, 8]), [0, 1, 2, 0, 1], True)
     """
 
     def __init__(

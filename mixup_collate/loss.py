@@ -275,6 +275,15 @@ def mixup_cross_entropy(
         reduction: ``"mean"``, ``"sum"`` or ``"none"``.
         weight: ``(C,)`` class weights, moved to the logits' device and dtype on the fly.
         ignore_index: class index that contributes nothing, to the loss or to the mean's denominator.
+
+    Example::
+
+        >>> logits = torch.tensor([[2.0, 0.0], [0.0, 2.0]])
+        >>> y_a, y_b, lam = torch.tensor([0, 1]), torch.tensor([1, 0]), torch.tensor([1.0, 0.75])
+        >>> mixed = mixup_cross_entropy(logits, y_a, y_b, lam, reduction="none")
+        >>> per_class = F.cross_entropy(logits, y_a, reduction="none"), F.cross_entropy(logits, y_b, reduction="none")
+        >>> torch.allclose(mixed, lam * per_class[0] + (1 - lam) * per_class[1])
+        True
     """
     y_a, y_b, lam = _unpack_target(y_a, y_b, lam)
     _check_reduction(reduction)

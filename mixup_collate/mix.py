@@ -259,6 +259,12 @@ def mix(
         ``(B, *S)`` tensor of ``dtype``. NaN and Inf propagate as the formula says (no cleaning);
         pasted pixels are copies. The arithmetic runs in at least float32 and is rounded once to a
         half-precision ``dtype``.
+
+    Example::
+
+        >>> mix(torch.tensor([[0.0], [4.0]]), torch.tensor([1, 0]), torch.tensor([0.75, 0.5]))
+        tensor([[1.],
+                [2.]])
     """
     _check_batch(x)
     _check_rows(x, perm=perm, lam=lam)
