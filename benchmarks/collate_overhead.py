@@ -29,7 +29,7 @@ import torch
 from torch.utils.data import default_collate
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import RESULTS, interleaved, machine, summary, table, write_json  # noqa: E402
+from _common import RESULTS, interleaved, machine, summary, table, torch_threads, write_json  # noqa: E402
 
 from mixup_collate import MixupCollate  # noqa: E402
 from mixup_collate.stack import stack_samples  # noqa: E402
@@ -144,13 +144,9 @@ def main(argv: list[str] | None = None) -> int:
     cells, skipped = grid(args.batch_sizes, args.sizes, args.max_mb)
     for note in skipped:
         print(f"skipped: {note}")
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
+    with torch_threads(1):
         results = run(cells, args.rounds, device)
         info = machine()
-    finally:
-        torch.set_num_threads(threads)
     print(f"collate overhead on {device}: median us per batch, 1 thread, {args.rounds} interleaved rounds")
     print(format_table(results))
     path = write_json(

@@ -17,7 +17,7 @@ import torch
 import torch.nn.functional as F
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import RESULTS, interleaved, machine, pick_device, summary, table, write_json  # noqa: E402
+from _common import RESULTS, interleaved, machine, pick_device, summary, table, torch_threads, write_json  # noqa: E402
 
 from mixup_collate import mixup_cross_entropy  # noqa: E402
 
@@ -84,9 +84,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--repeats", type=int, default=10, help="forward+backward steps per timed round")
     p.add_argument("--out", type=Path, default=RESULTS / "loss.json")
     args = p.parse_args(argv)
-    torch.set_num_threads(args.threads)
     device = pick_device(args.device)
-    results = run(args.classes, args.batch, args.rounds, args.repeats, device)
+    with torch_threads(args.threads):
+        results = run(args.classes, args.batch, args.rounds, args.repeats, device)
     rows = [[r["classes"], r["case"], f"{r['ms_per_step']:.3f}", f"{r['ratio_to_two_calls']:.2f}"] for r in results]
     print(f"mixup loss, forward + backward, B={args.batch}, on {device} ({args.threads} thread(s))")
     print(table(["classes", "case", "ms per step", "x two calls"], rows))

@@ -17,7 +17,7 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import RESULTS, interleaved, machine, pick_device, summary, table, write_json  # noqa: E402
+from _common import RESULTS, interleaved, machine, pick_device, summary, table, torch_threads, write_json  # noqa: E402
 
 from mixup_collate.mix import mix  # noqa: E402
 
@@ -97,10 +97,10 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--rounds", type=int, default=7)
     p.add_argument("--out", type=Path, default=RESULTS / "mix_kernel.json")
     args = p.parse_args(argv)
-    torch.set_num_threads(args.threads)
     device = pick_device(args.device)
     shapes = [(3, s, s) for s in args.sizes]
-    results = run(shapes, [torch.float32, torch.uint8], args.batch, args.rounds, device)
+    with torch_threads(args.threads):
+        results = run(shapes, [torch.float32, torch.uint8], args.batch, args.rounds, device)
     nominal = nominal_bandwidth(device)
     headers = ["shape", "input", "case", "ms median", "GB/s", "x copy"] + (["% of nominal BW"] if nominal else [])
     rows = []

@@ -72,8 +72,6 @@ def test_loader_throughput_refuses_odd_batches_for_timm(capsys):
 
 
 def test_collate_overhead(tmp_path, capsys):
-    import torch
-
     out = tmp_path / "overhead.json"
     # 4x3x8x8 float32 is 0.003 MB and runs; 6x3x8x8 (0.005 MB) is over --max-mb and skipped.
     args = ["--batch-sizes", "4", "6", "--sizes", "8", "--max-mb", "0.004", "--rounds", "1", "--out", str(out)]
