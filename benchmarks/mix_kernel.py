@@ -19,7 +19,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import RESULTS, interleaved, machine, pick_device, summary, table, torch_threads, write_json  # noqa: E402
 
-from mixup_collate.mix import mix  # noqa: E402
+from mixup_collate.mix import Scratch, mix  # noqa: E402
 
 # Nominal memory bandwidth (GB/s) of accelerators we may be lent, to report the fraction reached.
 NOMINAL_GBPS = {"H200": 4800.0, "H100": 3350.0, "A100": 2039.0}
@@ -40,11 +40,12 @@ def cases(x: torch.Tensor, perm: torch.Tensor, lam: torch.Tensor) -> dict[str, o
     work = copy_src.clone()  # the collate mixes its own buffer in place; uint8 input is widened out of place
     w = lam.view(-1, *([1] * (x.ndim - 1)))
     scale = 1.0 / 255 if x.dtype == torch.uint8 else 1.0
+    scratch = Scratch()  # the partner buffer the collate keeps from batch to batch
 
     def product():
         if x.dtype == torch.uint8:
-            return mix(x, perm, lam, scale=scale)
-        return mix(work, perm, lam, overwrite_input=True)
+            return mix(x, perm, lam, scale=scale, scratch=scratch)
+        return mix(work, perm, lam, overwrite_input=True, scratch=scratch)
 
     def index_select_lerp():
         torch.index_select(copy_src, 0, perm, out=buf)
