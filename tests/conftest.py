@@ -11,6 +11,17 @@ settings.load_profile("ci")
 CUDA = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
 
 
+@pytest.fixture(params=["vectorised", "row_loop"])
+def kernel_path(request, monkeypatch):
+    """Run a test on the mix's vectorised kernel and on its in-place row-by-row loop (forced for any size)."""
+    from mixup_collate import mix
+
+    if request.param == "row_loop":
+        monkeypatch.setattr(mix, "ROW_LOOP_MIN_BYTES", 0)
+        monkeypatch.setattr(mix, "CACHE_BYTES", 0)
+    return request.param
+
+
 def devices():
     """The devices every device-parametrised test runs on: the CPU always, CUDA where present."""
     return ["cpu", pytest.param("cuda", marks=[pytest.mark.cuda, CUDA])]

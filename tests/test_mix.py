@@ -7,18 +7,8 @@ from conftest import cut_regions, is_one_rectangle, mixup_reference
 from hypothesis import given
 from hypothesis import strategies as st
 
-from mixup_collate import mix as M
 from mixup_collate.boxes import kept_fraction, sample_boxes
 from mixup_collate.mix import Scratch, mix, mix_targets, pair, soft_targets, transform
-
-
-@pytest.fixture(params=["vectorised", "row_loop"])
-def path(request, monkeypatch):
-    """Run a test on the one-pass vectorised kernel and on the cache-sized row-by-row loop."""
-    if request.param == "row_loop":
-        monkeypatch.setattr(M, "ROW_LOOP_MIN_BYTES", 0)
-        monkeypatch.setattr(M, "CACHE_BYTES", 0)
-    return request.param
 
 
 @st.composite
@@ -39,7 +29,7 @@ reference = mixup_reference
 
 
 @given(batch=batches())
-def test_every_row_is_lam_x_plus_one_minus_lam_partner(path, batch):
+def test_every_row_is_lam_x_plus_one_minus_lam_partner(kernel_path, batch):
     x, perm, lam = batch
     out = mix(x, perm, lam)
     assert out.shape == x.shape
@@ -48,7 +38,7 @@ def test_every_row_is_lam_x_plus_one_minus_lam_partner(path, batch):
 
 
 @given(batch=batches(dtypes=(torch.float32, torch.float64)))
-def test_overwriting_the_input_gives_the_same_result_in_its_memory(path, batch):
+def test_overwriting_the_input_gives_the_same_result_in_its_memory(kernel_path, batch):
     x, perm, lam = batch
     expected = mix(x.clone(), perm, lam)
     out = mix(x, perm, lam, overwrite_input=True)
@@ -57,7 +47,7 @@ def test_overwriting_the_input_gives_the_same_result_in_its_memory(path, batch):
 
 
 @given(batch=batches(), seed=st.integers(0, 2**31))
-def test_any_partner_indices_not_only_permutations(path, batch, seed):
+def test_any_partner_indices_not_only_permutations(kernel_path, batch, seed):
     # Sampling with replacement, or a fixed partner: the in-place row order would be wrong for these.
     x, _, lam = batch
     idx = torch.randint(0, x.shape[0], (x.shape[0],), generator=torch.Generator().manual_seed(seed))
@@ -71,7 +61,7 @@ def test_out_of_range_indices_are_named():
 
 
 @given(batch=batches(), reuse=st.booleans())
-def test_a_reused_scratch_buffer_never_leaks_into_results(path, batch, reuse):
+def test_a_reused_scratch_buffer_never_leaks_into_results(kernel_path, batch, reuse):
     x, perm, lam = batch
     scratch = Scratch()
     first = mix(x, perm, lam, scratch=scratch)
@@ -85,7 +75,7 @@ def test_a_reused_scratch_buffer_never_leaks_into_results(path, batch, reuse):
     )
 
 
-def test_input_is_untouched_without_permission(path):
+def test_input_is_untouched_without_permission(kernel_path):
     x = torch.rand(6, 3, 4, 4)
     before = x.clone()
     mix(x, torch.randperm(6), torch.full((6,), 0.7))
@@ -93,7 +83,7 @@ def test_input_is_untouched_without_permission(path):
 
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16, torch.float16])
-def test_uint8_is_widened_scaled_and_normalised_in_the_pass(path, dtype):
+def test_uint8_is_widened_scaled_and_normalised_in_the_pass(kernel_path, dtype):
     g = torch.Generator().manual_seed(0)
     x = torch.randint(0, 256, (5, 3, 6, 6), dtype=torch.uint8, generator=g)
     perm, lam = torch.randperm(5, generator=g), torch.rand(5, generator=g) * 0.5 + 0.5
@@ -106,7 +96,7 @@ def test_uint8_is_widened_scaled_and_normalised_in_the_pass(path, dtype):
 
 
 @pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16])
-def test_half_precision_output_is_the_float32_result_rounded_once(path, dtype):
+def test_half_precision_output_is_the_float32_result_rounded_once(kernel_path, dtype):
     g = torch.Generator().manual_seed(0)
     x = torch.randint(0, 256, (16, 3, 8, 8), dtype=torch.uint8, generator=g)
     perm, lam = torch.randperm(16, generator=g), torch.rand(16, generator=g) * 0.5 + 0.5
@@ -124,7 +114,7 @@ def test_mixed_uint8_pixels_are_not_rounded():
     assert out.flatten().tolist() == [0.5, 0.75]
 
 
-def test_channels_last(path):
+def test_channels_last(kernel_path):
     x = torch.rand(4, 3, 5, 5)
     perm, lam = torch.randperm(4), torch.rand(4) * 0.5 + 0.5
     out = mix(x, perm, lam, channels_last=True)
@@ -134,12 +124,12 @@ def test_channels_last(path):
         mix(torch.rand(4, 3), perm, lam, channels_last=True)
 
 
-def test_batch_of_one_is_returned_as_is(path):
+def test_batch_of_one_is_returned_as_is(kernel_path):
     x = torch.rand(1, 3, 4)
     torch.testing.assert_close(mix(x, torch.tensor([0]), torch.tensor([0.8])), x)
 
 
-def test_lam_one_keeps_the_sample_and_lam_half_averages(path):
+def test_lam_one_keeps_the_sample_and_lam_half_averages(kernel_path):
     x = torch.rand(3, 10)
     perm = torch.tensor([1, 2, 0])
     torch.testing.assert_close(mix(x, perm, torch.ones(3)), x)
@@ -147,7 +137,7 @@ def test_lam_one_keeps_the_sample_and_lam_half_averages(path):
 
 
 @pytest.mark.parametrize("bad", [float("nan"), float("inf"), -float("inf")])
-def test_nan_and_inf_stay_in_place(path, bad):
+def test_nan_and_inf_stay_in_place(kernel_path, bad):
     x = torch.zeros(4, 2, 3)
     x[2, 1, 1] = bad
     perm = torch.tensor([2, 3, 0, 1])  # row 0 takes row 2 as partner; row 2 takes row 0
@@ -175,7 +165,7 @@ def test_rejects_wrong_shapes_and_dtypes():
         mix(torch.rand(0, 3), torch.arange(0), torch.ones(0))
 
 
-def test_rows_and_boxes_blend_some_samples_and_cut_others(path):
+def test_rows_and_boxes_blend_some_samples_and_cut_others(kernel_path):
     g = torch.Generator().manual_seed(3)
     n = 8
     x = (torch.arange(n).view(-1, 1, 1, 1) * 30 + torch.randint(0, 20, (n, 3, 9, 7), generator=g)).to(torch.uint8)

@@ -120,15 +120,7 @@ def test_a_failure_before_the_mix_leaves_the_batch_to_be_finished_with_the_same_
     assert batch.finish() is batch.finish(), "finishing twice gives the same batch"
 
 
-@pytest.fixture(params=["vectorised", "row_loop"])
-def path(request, monkeypatch):
-    if request.param == "row_loop":
-        monkeypatch.setattr(M, "ROW_LOOP_MIN_BYTES", 0)
-        monkeypatch.setattr(M, "CACHE_BYTES", 0)
-    return request.param
-
-
-def test_ctrl_c_in_the_middle_of_the_mix_waits_until_the_batch_is_complete(path, monkeypatch):
+def test_ctrl_c_in_the_middle_of_the_mix_waits_until_the_batch_is_complete(kernel_path, monkeypatch):
     expected = reference_batch()
     batch, _ = pending(n=9)
     original = torch.Tensor.addcmul_
@@ -144,7 +136,7 @@ def test_ctrl_c_in_the_middle_of_the_mix_waits_until_the_batch_is_complete(path,
     with pytest.raises(KeyboardInterrupt):
         batch.finish()
     monkeypatch.undo()
-    assert len(calls) == (9 if path == "row_loop" else 1), "the mix ran to its end before the interrupt"
+    assert len(calls) == (9 if kernel_path == "row_loop" else 1), "the mix ran to its end before the interrupt"
     assert_same_batch(batch.finish(), expected)
 
 
