@@ -2,9 +2,9 @@
 
 import pytest
 import torch
-from conftest import cut_regions, is_one_rectangle
 from hypothesis import given
 from hypothesis import strategies as st
+from oracles import cut_regions, is_one_rectangle
 
 from mixup_collate.boxes import box_masks, kept_fraction, paste, sample_boxes
 

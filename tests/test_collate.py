@@ -10,10 +10,11 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
-from conftest import cut_regions, devices, image_samples, is_one_rectangle, mixup_reference
 from hypothesis import given
 from hypothesis import strategies as st
+from oracles import cut_regions, is_one_rectangle, mixup_reference
 from scipy import stats
+from support import devices, image_samples
 from torch.utils.data import DataLoader, TensorDataset
 
 from mixup_collate import MixedBatch, MixupCollate, SoftTargetBatch, mixup_cross_entropy

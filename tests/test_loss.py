@@ -11,9 +11,10 @@ import copy
 import pytest
 import torch
 import torch.nn.functional as F
-from conftest import CUDA, mixed_cross_entropy_reference, soft_target_cross_entropy
 from hypothesis import given
 from hypothesis import strategies as st
+from oracles import mixed_cross_entropy_reference, soft_target_cross_entropy
+from support import CUDA
 from torch import nn
 from torch.overrides import TorchFunctionMode
 

@@ -3,9 +3,9 @@
 import pytest
 import torch
 import torch.nn.functional as F
-from conftest import cut_regions, is_one_rectangle, mixup_reference
 from hypothesis import given
 from hypothesis import strategies as st
+from oracles import cut_regions, is_one_rectangle, mixup_reference
 
 from mixup_collate.boxes import kept_fraction, sample_boxes
 from mixup_collate.mix import Scratch, mix, mix_targets, pair, soft_targets, transform

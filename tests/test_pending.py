@@ -5,7 +5,8 @@ import signal
 
 import pytest
 import torch
-from conftest import image_samples, mixup_reference
+from oracles import mixup_reference
+from support import image_samples
 from torch.utils import _pytree as pytree
 
 from mixup_collate import MixedBatch, MixupCollate, SoftTargetBatch

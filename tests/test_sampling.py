@@ -6,10 +6,10 @@ import math
 import numpy as np
 import pytest
 import torch
-from conftest import devices
 from hypothesis import given
 from hypothesis import strategies as st
 from scipy import stats
+from support import devices
 
 from mixup_collate.sampling import sample_coins, sample_lam, sample_perm
 

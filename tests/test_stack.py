@@ -5,8 +5,8 @@ from collections import namedtuple
 import numpy as np
 import pytest
 import torch
-from conftest import CUDA
 from PIL import Image
+from support import CUDA
 from torchvision import tv_tensors
 
 from mixup_collate import stack as stack_module
