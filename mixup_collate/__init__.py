@@ -8,12 +8,14 @@ for x, y_a, y_b, lam in loader:
 from .batch import MixedBatch, SoftTargetBatch
 from .collate import MixupCollate
 from .loss import MixupLoss, mixup_cross_entropy
+from .pending import PendingBatch
 from .sampling import sample_lam, sample_perm
 
 __all__ = [
     "MixedBatch",
     "MixupCollate",
     "MixupLoss",
+    "PendingBatch",
     "SoftTargetBatch",
     "mixup_cross_entropy",
     "sample_lam",

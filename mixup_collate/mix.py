@@ -18,6 +18,9 @@ row per cycle: each row and its partner are read once and the result written onc
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from typing import NamedTuple
+
 import torch
 from torch import Tensor
 
@@ -27,10 +30,13 @@ __all__ = [
     "Scratch",
     "mix",
     "mix_targets",
+    "InputPlan",
+    "affine_constants",
+    "mix_inputs",
     "output_dtype",
-    "overwrites",
     "pair",
     "per_row",
+    "plan_inputs",
     "soft_targets",
     "transform",
 ]
@@ -98,16 +104,6 @@ def _memory_format(x: Tensor, channels_last: bool) -> torch.memory_format:
 
 def _empty_like(x: Tensor, dtype: torch.dtype, memory_format: torch.memory_format) -> Tensor:
     return torch.empty(x.shape, dtype=dtype, device=x.device).contiguous(memory_format=memory_format)
-
-
-def overwrites(x: Tensor, dtype: torch.dtype | None = None, channels_last: bool = False) -> bool:
-    """Whether :func:`mix` and :func:`transform` with ``overwrite_input=True`` write the result into ``x`` itself.
-
-    They do when ``x`` already has the computation's dtype and layout and the result needs no final
-    rounding (so nothing that can fail comes after the in-place writes).
-    """
-    out_dtype = output_dtype(x, dtype)
-    return _overwrites(x, out_dtype, _memory_format(x, channels_last))
 
 
 def _overwrites(x: Tensor, out_dtype: torch.dtype, fmt: torch.memory_format) -> bool:
@@ -270,16 +266,30 @@ def mix(
     _check_rows(x, perm=perm, lam=lam)
     _check_indices(perm)
     out_dtype = output_dtype(x, dtype)
-    fmt = _memory_format(x, channels_last)
-    out = _private(x, out_dtype, fmt, overwrite_input)
+    out = _private(x, out_dtype, _memory_format(x, channels_last), overwrite_input)
+    return _mix_private(out, out_dtype, perm, lam, rows, boxes, scale, shift, scratch)
+
+
+def _mix_private(
+    out: Tensor,
+    out_dtype: torch.dtype,
+    perm: Tensor,
+    lam: Tensor,
+    rows: Tensor | None,
+    boxes: Tensor | None,
+    scale: Tensor | float,
+    shift: Tensor | None,
+    scratch: Scratch | None,
+) -> Tensor:
+    """:func:`mix` on ``out``, the private buffer in the computation's dtype and layout, overwritten with the result."""
     compute = out.dtype
-    if perm.device != x.device:
-        perm = perm.to(x.device)
-    if lam.device != x.device or lam.dtype != compute:
-        lam = lam.to(device=x.device, dtype=compute)
+    if perm.device != out.device:
+        perm = perm.to(out.device)
+    if lam.device != out.device or lam.dtype != compute:
+        lam = lam.to(device=out.device, dtype=compute)
     every_row = rows is None and boxes is None
     if every_row:  # Mixup: the affine map folds into the weights
-        w_own, w_partner = per_row(lam, x.ndim), per_row(torch.rsub(lam, 1), x.ndim)
+        w_own, w_partner = per_row(lam, out.ndim), per_row(torch.rsub(lam, 1), out.ndim)
         if not (isinstance(scale, float) and scale == 1.0):
             w_own, w_partner = w_own * scale, w_partner * scale
         cycles = None
@@ -290,7 +300,7 @@ def mix(
             _mix_rows_in_place(out, cycles, order, w_own, w_partner, shift)
             return out if out_dtype == compute else out.to(out_dtype)
     else:
-        scale = torch.as_tensor(scale, dtype=compute, device=x.device)
+        scale = torch.as_tensor(scale, dtype=compute, device=out.device)
     partner = _gather(out, perm, scratch.take(out) if scratch is not None else torch.empty_like(out))
     if every_row:
         out.mul_(w_own).addcmul_(partner, w_partner)
@@ -340,6 +350,117 @@ def pair(
     if x.is_floating_point() or x.dtype == torch.uint8:
         x = transform(x, dtype=dtype, scale=scale, shift=shift)
     return torch.stack((x, _gather(x, perm.to(x.device), torch.empty_like(x))), dim=1)
+
+
+# The kernel entry of the collate: one decision per batch, then one pass.
+
+
+def affine_constants(
+    x: Tensor, mean: Sequence[float] | None, std: Sequence[float] | None, out_dtype: torch.dtype
+) -> tuple[Tensor | float, Tensor | None]:
+    """Per-channel ``(scale, shift)`` of the input conversion ``x * scale + shift``, on ``x``'s device.
+
+    Folds ``uint8 -> [0, 1]`` (``1 / 255``) and ``(x - mean) / std`` into one map, computed in float64
+    and rounded once to the computation's dtype (at least float32). Channels are dim 1 of ``x``
+    ``(B, C, ...)``; ``mean``/``std`` give one value per channel or one for all.
+    """
+    unit = 1.0 / 255.0 if x.dtype == torch.uint8 else 1.0
+    if mean is None:
+        return unit, None
+    channels = x.shape[1] if x.ndim >= 2 else None
+    count = max(len(mean), len(std))
+    if count != 1 and channels != count:
+        raise ValueError(
+            f"mean/std have {count} values but the inputs have shape {tuple(x.shape)} "
+            f"({channels} channels in dim 1); give one value per channel"
+        )
+    view = (count,) + (1,) * (x.ndim - 2)
+    compute = torch.promote_types(out_dtype, torch.float32)
+    mean_t = torch.tensor(mean, dtype=torch.float64).expand(count).reshape(view)
+    std_t = torch.tensor(std, dtype=torch.float64).expand(count).reshape(view)
+    scale, shift = (unit / std_t).to(compute), (-mean_t / std_t).to(compute)
+    return scale.to(x.device, non_blocking=True), shift.to(x.device, non_blocking=True)
+
+
+class InputPlan(NamedTuple):
+    """What :func:`mix_inputs` does to one batch's inputs, decided once by :func:`plan_inputs`.
+
+    Attributes:
+        kind: ``"mix"`` (blend and paste), ``"transform"`` (convert only: an unmixed batch) or ``"pair"``.
+        dtype: the output dtype.
+        memory_format: the output layout.
+        scale, shift: the per-channel conversion (:func:`affine_constants`).
+        in_place: the result is written into the input tensor itself (its dtype and layout already fit).
+    """
+
+    kind: str
+    dtype: torch.dtype
+    memory_format: torch.memory_format
+    scale: Tensor | float
+    shift: Tensor | None
+    in_place: bool
+
+
+def plan_inputs(
+    x: Tensor,
+    *,
+    mixed: bool,
+    stack_x: bool = False,
+    dtype: torch.dtype | None = None,
+    mean: Sequence[float] | None = None,
+    std: Sequence[float] | None = None,
+    channels_last: bool = False,
+    overwrite_input: bool = False,
+    constants: dict | None = None,
+) -> InputPlan:
+    """Decide how a batch ``x`` ``(B, *S)`` becomes the model's input: pair, mix or transform, dtype, layout, in place.
+
+    ``constants`` is a dict a caller keeps to build the affine constants once per dtype, device and
+    normalisation instead of once per batch.
+    """
+    _check_batch(x)
+    kind = "pair" if stack_x else "mix" if mixed else "transform"
+    if kind == "pair" and not (x.is_floating_point() or x.dtype == torch.uint8):
+        if mean is not None:
+            raise TypeError(f"mean/std normalise floating or uint8 inputs, but stack_x got {x.dtype} inputs")
+        return InputPlan(kind, x.dtype, torch.contiguous_format, 1.0, None, False)
+    out_dtype = output_dtype(x, dtype)
+    fmt = _memory_format(x, channels_last)
+    key = (x.dtype == torch.uint8, x.ndim, x.shape[1] if x.ndim >= 2 else None, out_dtype, x.device, mean, std)
+    if constants is None or key not in constants:
+        built = affine_constants(x, mean, std, out_dtype)
+        if constants is None:
+            constants = {}
+        constants[key] = built
+    scale, shift = constants[key]
+    in_place = kind != "pair" and overwrite_input and _overwrites(x, out_dtype, fmt)
+    return InputPlan(kind, out_dtype, fmt, scale, shift, in_place)
+
+
+def mix_inputs(
+    x: Tensor,
+    plan: InputPlan,
+    perm: Tensor,
+    lam: Tensor,
+    *,
+    rows: Tensor | None = None,
+    boxes: Tensor | None = None,
+    scratch: Scratch | None = None,
+) -> Tensor:
+    """Carry out ``plan`` on ``x``: :func:`mix`, :func:`transform` or :func:`pair` with the plan's conversion."""
+    if plan.kind == "pair":
+        _check_rows(x, perm=perm)
+        _check_indices(perm)
+        if x.is_floating_point() or x.dtype == torch.uint8:
+            x = _affine_(_private(x, plan.dtype, plan.memory_format, False), plan.scale, plan.shift).to(plan.dtype)
+        return torch.stack((x, _gather(x, perm.to(x.device), torch.empty_like(x))), dim=1)
+    out = x if plan.in_place else _private(x, plan.dtype, plan.memory_format, False)
+    if plan.kind == "transform":
+        out = _affine_(out, plan.scale, plan.shift)
+        return out if out.dtype == plan.dtype else out.to(plan.dtype)
+    _check_rows(x, perm=perm, lam=lam)
+    _check_indices(perm)
+    return _mix_private(out, plan.dtype, perm, lam, rows, boxes, plan.scale, plan.shift, scratch)
 
 
 def mix_targets(y: Tensor, perm: Tensor, lam: Tensor) -> Tensor:

@@ -17,9 +17,7 @@ The data's path, whatever ``num_workers`` is:
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Iterator
-from contextlib import nullcontext
 from typing import TYPE_CHECKING, Any, Protocol, Union
 from uuid import uuid4
 from weakref import WeakValueDictionary
@@ -29,13 +27,7 @@ from torch.utils import _pytree as pytree
 from torch.utils.data import get_worker_info
 
 from .batch import MixedBatch, SoftTargetBatch
-
-try:  # the C module behind `signal`: the same calls without the enum conversions, a few microseconds per batch
-    from _signal import SIG_DFL, SIGINT
-    from _signal import signal as set_handler
-except ImportError:  # pragma: no cover - other Python implementations
-    from signal import SIG_DFL, SIGINT
-    from signal import signal as set_handler
+from .finish import finishing, pin
 
 if TYPE_CHECKING:
     from .params import MixParams
@@ -56,10 +48,6 @@ class Owner(Protocol):
     def apply(
         self, stacked: Stacked, params: MixParams, device: torch.device | None = None, *, from_worker: bool = False
     ) -> Batch: ...
-
-    def pin(self, stacked: Stacked) -> None: ...
-
-    def overwrites(self, stacked: Stacked, device: torch.device | None = None) -> bool: ...
 
 
 # The collates of this process, by key; a batch coming back from a worker looks its owner up here.
@@ -89,28 +77,6 @@ def _finished(batch: Batch) -> PendingBatch:
     pending = PendingBatch(None, None, len(batch))
     pending._batch = batch
     return pending
-
-
-class _SigintDeferred:
-    """Hold Ctrl-C back until the block ends, so a batch is finished completely or not at all (main thread only)."""
-
-    def __init__(self, active: bool) -> None:
-        self.active = active and threading.current_thread() is threading.main_thread()
-        self.caught: list[tuple[int, Any]] = []
-
-    def __enter__(self) -> None:
-        if self.active:
-            self.previous = set_handler(SIGINT, lambda signum, frame: self.caught.append((signum, frame)))
-
-    def __exit__(self, *exc: object) -> None:
-        if not self.active:
-            return
-        set_handler(SIGINT, SIG_DFL if self.previous is None else self.previous)
-        if self.caught:
-            if callable(self.previous):
-                self.previous(*self.caught[0])
-            elif self.previous == SIG_DFL:
-                raise KeyboardInterrupt
 
 
 class PendingBatch:
@@ -145,11 +111,7 @@ class PendingBatch:
         if self._batch is None:
             if get_worker_info() is not None:
                 raise RuntimeError("MixupCollate finishes batches in the main process only, never in a worker")
-            # Ctrl-C waits while the stacked buffer is overwritten in place, so the batch is finished whole;
-            # inference_mode(False): a batch first used under inference mode must still be trainable.
-            in_place = self._owner.overwrites(self._stacked, device)
-            inference = torch.is_inference_mode_enabled()
-            with _SigintDeferred(in_place), torch.inference_mode(False) if inference else nullcontext():
+            with finishing():  # Ctrl-C waits until the batch is complete; inference mode off
                 if self._params is None:
                     self._params = self._owner.draw(self._stacked)
                 self._batch = self._owner.apply(self._stacked, self._params, device, from_worker=self._from_worker)
@@ -176,7 +138,7 @@ class PendingBatch:
     def pin_memory(self) -> PendingBatch:
         """Called by the DataLoader's pinning (main process): page-lock the CPU tensors for a CUDA target."""
         if self._stacked is not None:
-            self._owner.pin(self._stacked)
+            pin(self._stacked)
         return self
 
     def __iter__(self) -> Iterator[Any]:

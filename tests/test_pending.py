@@ -113,8 +113,8 @@ def test_a_failure_before_the_mix_leaves_the_batch_to_be_finished_with_the_same_
             raise RuntimeError("out of memory (simulated)")
         return original(*args, **kwargs)
 
-    original = MixupCollate._affine
-    monkeypatch.setattr(MixupCollate, "_affine", fail_once)
+    original = M.affine_constants
+    monkeypatch.setattr(M, "affine_constants", fail_once)
     with pytest.raises(RuntimeError, match="simulated"):
         batch.finish()
     assert_same_batch(batch.finish(), expected)

@@ -1,0 +1,175 @@
+"""Finishing a batch: a stacked CPU batch and its drawn parameters become the batch on the device.
+
+Everything between the draw and the training step lives here: moving the tensors (page-locked for
+an asynchronous copy to CUDA), the targets (``y_b``, mixed float targets, soft targets), the inputs'
+kernel (:func:`~mixup_collate.mix.plan_inputs` decides once per batch: pair, mix or transform, the
+dtype, in place or not; :func:`~mixup_collate.mix.mix_inputs` does it), the caches a collate keeps
+from batch to batch (affine constants, the scratch buffer), and the all-or-nothing guard:
+
+* Ctrl-C waits until the batch is complete (:func:`finishing`), so a batch is drawn and mixed whole
+  or not at all;
+* when the mix overwrites the stacked buffer in place, the buffer is spent first, so a batch whose
+  mix fails half-way is never mixed twice (finishing it again raises an error that says why);
+* a batch from a DataLoader worker is mixed on one CPU thread, since the workers own the host cores.
+"""
+
+from __future__ import annotations
+
+import threading
+import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any, Union
+
+import torch
+from torch import Tensor
+
+from .batch import MixedBatch, SoftTargetBatch, to_device
+from .mix import Scratch, mix_inputs, mix_targets, plan_inputs, soft_targets
+from .params import MixParams
+from .settings import Settings
+from .stack import Stacked
+
+try:  # the C module behind `signal`: the same calls without the enum conversions, a few microseconds per batch
+    from _signal import SIG_DFL, SIGINT
+    from _signal import signal as set_handler
+except ImportError:  # pragma: no cover - other Python implementations
+    from signal import SIG_DFL, SIGINT
+    from signal import signal as set_handler
+
+__all__ = ["Finisher", "finishing", "move", "pin"]
+
+Batch = Union[MixedBatch, SoftTargetBatch]
+
+SPENT = (
+    "this batch's mix failed after it began overwriting the stacked inputs in place, so it cannot be "
+    "finished again; skip the batch (the error that interrupted the mix was raised before this one)"
+)
+
+
+def move(t: Tensor, device: torch.device) -> Tensor:
+    """``t`` on ``device``: itself if it is there, else an asynchronous copy (from page-locked memory for CUDA)."""
+    if t.device == device:
+        return t
+    if device.type == "cuda" and not t.is_pinned():
+        t = t.pin_memory()
+    return t.to(device, non_blocking=True)
+
+
+def pin(stacked: Stacked) -> None:
+    """Page-lock the stacked tensors for an asynchronous copy (the DataLoader's ``pin_memory``, main process)."""
+    if torch.cuda.is_available():
+        if not stacked.x.is_pinned():
+            stacked.x = stacked.x.pin_memory()
+        if not stacked.y.is_pinned():
+            stacked.y = stacked.y.pin_memory()
+
+
+@contextmanager
+def one_host_thread() -> Iterator[None]:
+    """Run torch's CPU ops on one thread for a moment (restored after)."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(threads)
+
+
+class _SigintDeferred:
+    """Hold Ctrl-C back until the block ends (main thread only), then deliver it as the process would have."""
+
+    def __enter__(self) -> None:
+        self.active = threading.current_thread() is threading.main_thread()
+        self.caught: list[tuple[int, Any]] = []
+        if self.active:
+            self.previous = set_handler(SIGINT, lambda signum, frame: self.caught.append((signum, frame)))
+
+    def __exit__(self, *exc: object) -> None:
+        if not self.active:
+            return
+        set_handler(SIGINT, SIG_DFL if self.previous is None else self.previous)
+        if self.caught:
+            if callable(self.previous):
+                self.previous(*self.caught[0])
+            elif self.previous == SIG_DFL:
+                raise KeyboardInterrupt
+
+
+@contextmanager
+def finishing() -> Iterator[None]:
+    """The guard around drawing and applying one batch: Ctrl-C deferred, inference mode off.
+
+    A batch first used under ``torch.inference_mode()`` must still be trainable later, so its tensors
+    are made outside inference mode.
+    """
+    with _SigintDeferred():
+        if torch.is_inference_mode_enabled():
+            with torch.inference_mode(False):
+                yield
+        else:
+            yield
+
+
+class Finisher:
+    """What a collate keeps from batch to batch to finish its batches: affine constants, scratch, one warning."""
+
+    def __init__(self) -> None:
+        self._constants: dict[tuple, tuple[Tensor | float, Tensor | None]] = {}
+        self._scratch = Scratch()
+        self._range_checked = False
+
+    def apply(
+        self, stacked: Stacked, params: MixParams, settings: Settings, device: torch.device, *, from_worker: bool
+    ) -> Batch:
+        """Move ``stacked`` to ``device`` and mix it with ``params`` as ``settings`` say.
+
+        ``from_worker``: the batch came from a DataLoader worker; on the CPU the workers then keep the
+        host cores busy and torch's intra-op threads of the main process would compete with them, so
+        the mix runs on one thread.
+        """
+        if from_worker and device.type == "cpu":
+            with one_host_thread():
+                return self._apply(stacked, params, settings, device)
+        return self._apply(stacked, params, settings, device)
+
+    def _apply(self, stacked: Stacked, params: MixParams, s: Settings, device: torch.device) -> Batch:
+        if stacked.x is None:
+            raise RuntimeError(SPENT)
+        self._warn_if_normalised_twice(stacked.x, s)
+        x, y = move(stacked.x, device), move(stacked.y, device)
+        perm, lam = move(params.perm, device), move(params.lam, device)
+        extras = to_device(stacked.extras, device, non_blocking=True) if s.extras_to_device else stacked.extras
+        if s.soft_targets:
+            targets: tuple[Tensor, ...] = (soft_targets(y, perm, lam, s.num_classes, s.label_smoothing),)
+        elif params.active and not s.stack_y:
+            y_a = mix_targets(y, perm, lam)
+            targets = (y_a, y_a)
+        else:
+            targets = (y, y.index_select(0, perm))
+        plan = plan_inputs(
+            x, mixed=params.active, stack_x=s.stack_x, dtype=s.dtype, mean=s.mean, std=s.std,
+            channels_last=s.channels_last, overwrite_input=True, constants=self._constants,
+        )  # fmt: skip
+        # The inputs come last: nothing after them can fail. A mix that overwrites the stacked buffer spends
+        # it first, so a batch whose mix fails half-way is refused (SPENT) rather than mixed twice.
+        if plan.in_place and x is stacked.x:
+            stacked.x = None
+        x = mix_inputs(x, plan, perm, lam, rows=params.rows, boxes=params.boxes, scratch=self._scratch)
+        if s.soft_targets:
+            return SoftTargetBatch(x, *targets, lam=lam, perm=perm, extras=extras)
+        return MixedBatch(x, *targets, lam, perm=perm, extras=extras)
+
+    def _warn_if_normalised_twice(self, x: Tensor, s: Settings) -> None:
+        """Warn once if ``mean``/``std`` meet float inputs outside ``[0, 1]`` (likely normalised already)."""
+        if self._range_checked or s.mean is None or not x.is_floating_point():
+            return
+        self._range_checked = True
+        low, high = torch.aminmax(x)
+        if low < 0 or high > 1:
+            warnings.warn(
+                f"MixupCollate(mean=..., std=...) normalises, but the float inputs already span "
+                f"[{float(low):.3g}, {float(high):.3g}], outside [0, 1]: are they normalised twice (e.g. by "
+                "v2.Normalize in the dataset)? Drop one of the two.",
+                stacklevel=2,
+            )

@@ -1,0 +1,278 @@
+"""Every knob of :class:`~mixup_collate.MixupCollate`, validated where it is set.
+
+Each knob has one validator: it runs at construction and at every assignment
+(``collate.prob = 2`` raises right there, naming ``prob``) and normalises the value (numpy numbers
+become Python numbers, ``"float16"`` becomes ``torch.float16``). Knobs that only make sense together
+(``alpha=0`` needs CutMix, ``label_smoothing`` needs ``soft_targets``, ...) are checked together by
+:meth:`Settings.check`, at construction, by :meth:`Settings.update`, and before the next batch after
+single assignments (so ``collate.cutmix_alpha = 1.0; collate.alpha = 0`` works in either order).
+Checks against the data itself (targets, shapes) happen at the draw: :meth:`Settings.check_batch`.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Hashable
+from numbers import Integral, Real
+from typing import Any
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from .sampling import check_concentration
+
+__all__ = ["KNOBS", "Knob", "Settings"]
+
+# The floating dtypes the mix computes in (float8 types cannot hold a mixed batch: torch refuses to promote them).
+OUTPUT_DTYPES = (torch.float16, torch.bfloat16, torch.float32, torch.float64)
+
+
+def _flag(value: object, name: str) -> bool:
+    if not isinstance(value, (bool, np.bool_)):
+        raise ValueError(f"{name} must be True or False, got {name}={value!r}")
+    return bool(value)
+
+
+def _probability(value: object, name: str) -> float:
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, Real) or not 0 <= value <= 1:
+        raise ValueError(f"{name} must be a number in [0, 1], got {name}={value!r}")
+    return float(value)
+
+
+def _concentration_or_off(value: object, name: str) -> float:
+    """0 (off) or a valid Beta concentration."""
+    if isinstance(value, Real) and not isinstance(value, (bool, np.bool_)) and value == 0:
+        return 0.0
+    return check_concentration(value, name)
+
+
+def _minmax(value: object, name: str) -> tuple[float, float] | None:
+    if value is None:
+        return None
+    if isinstance(value, (Tensor, np.ndarray)):
+        value = value.tolist()
+    items = tuple(value) if isinstance(value, (tuple, list)) else None
+    if (
+        items is None
+        or len(items) != 2
+        or not all(isinstance(v, Real) and not isinstance(v, (bool, np.bool_)) for v in items)
+        or not 0 < items[0] <= items[1] <= 1
+    ):
+        raise ValueError(
+            f"{name} must be (lo, hi) with 0 < lo <= hi <= 1 (a pair of box side ratios), or None, got {name}={value!r}"
+        )
+    return float(items[0]), float(items[1])
+
+
+def _count_or_none(value: object, name: str, *, least: int) -> int | None:
+    if value is None:
+        return None
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, Integral) or value < least:
+        what = "a positive int" if least == 1 else "a non-negative int"
+        raise ValueError(f"{name} must be {what} or None, got {name}={value!r}")
+    return int(value)
+
+
+def _smoothing(value: object, name: str) -> float:
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, Real) or not 0 <= value < 1:
+        raise ValueError(f"{name} must be a number in [0, 1), got {name}={value!r}")
+    return float(value)
+
+
+def _dtype(value: object, name: str) -> torch.dtype | None:
+    if value is None:
+        return None
+    dtype = getattr(torch, value.removeprefix("torch."), value) if isinstance(value, str) else value
+    if dtype not in OUTPUT_DTYPES:
+        raise ValueError(
+            f"{name} must be a floating dtype the mix computes in (torch.float32, torch.bfloat16, torch.float16, "
+            f"torch.float64, or a name such as 'float16'), or None, got {name}={value!r}"
+        )
+    return dtype
+
+
+def _channel_values(value: object, name: str) -> tuple[float, ...] | None:
+    """``mean``/``std``: ``None``, one number for every channel, or one per channel; all finite."""
+    if value is None:
+        return None
+    items = value.flatten().tolist() if isinstance(value, (Tensor, np.ndarray)) else value
+    items = [items] if isinstance(items, Real) else items
+    try:
+        items = list(items)
+    except TypeError:
+        items = []
+    if not items or any(
+        isinstance(v, (bool, np.bool_)) or not isinstance(v, Real) or not math.isfinite(v) for v in items
+    ):
+        raise ValueError(f"{name} must be a finite number or a sequence of finite numbers, got {name}={value!r}")
+    return tuple(float(v) for v in items)
+
+
+def _key(value: object, name: str) -> Hashable:
+    if not isinstance(value, Hashable):
+        raise ValueError(f"{name} must be a dict key (a str, usually), got {name}={value!r}")
+    return value
+
+
+# name -> (default, validator), in MixupCollate's signature order.
+_SPEC: dict[str, tuple[Any, Callable[[object, str], Any]]] = {
+    "alpha": (0.4, _concentration_or_off),
+    "cutmix_alpha": (0.0, _concentration_or_off),
+    "cutmix_minmax": (None, _minmax),
+    "switch_prob": (0.5, _probability),
+    "prob": (1.0, _probability),
+    "soft_targets": (False, _flag),
+    "num_classes": (None, lambda v, n: _count_or_none(v, n, least=1)),
+    "label_smoothing": (0.0, _smoothing),
+    "off_epoch": (None, lambda v, n: _count_or_none(v, n, least=0)),
+    "enabled": (True, _flag),
+    "per_sample": (True, _flag),
+    "fold": (True, _flag),
+    "cycle": (False, _flag),
+    "stack_x": (False, _flag),
+    "stack_y": (True, _flag),
+    "dtype": (None, _dtype),
+    "mean": (None, _channel_values),
+    "std": (None, _channel_values),
+    "channels_last": (False, _flag),
+    "input_key": ("image", _key),
+    "target_key": ("label", _key),
+    "extras_to_device": (False, _flag),
+}
+KNOBS = tuple(_SPEC)
+
+
+class Settings:
+    """The validated knobs of one collate (see :class:`~mixup_collate.MixupCollate` for their meaning)."""
+
+    __slots__ = (*KNOBS, "_consistent")
+
+    def __init__(self, **values: Any) -> None:
+        unknown = sorted(set(values) - set(KNOBS))
+        if unknown:
+            raise TypeError(f"unknown setting(s) {unknown}; the settings are {list(KNOBS)}")
+        for name, (default, _) in _SPEC.items():
+            setattr(self, name, values.get(name, default))
+        self.check()
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        if name in _SPEC:
+            value = _SPEC[name][1](value, name)
+            object.__setattr__(self, "_consistent", False)
+        object.__setattr__(self, name, value)
+
+    def items(self) -> dict[str, Any]:
+        """The knobs by name, in signature order."""
+        return {name: getattr(self, name) for name in KNOBS}
+
+    def update(self, **changes: Any) -> None:
+        """Change several knobs at once, all or nothing: each is validated, then their combination."""
+        trial = Settings.__new__(Settings)
+        for name, value in {**self.items(), **changes}.items():
+            if name not in _SPEC:
+                raise TypeError(f"unknown setting {name!r}; the settings are {list(KNOBS)}")
+            setattr(trial, name, value)
+        trial.check()
+        for name in KNOBS:
+            object.__setattr__(self, name, getattr(trial, name))
+        object.__setattr__(self, "_consistent", True)
+
+    @property
+    def cutmix_on(self) -> bool:
+        """Whether CutMix is configured (``cutmix_alpha > 0`` or ``cutmix_minmax``)."""
+        return self.cutmix_alpha > 0 or self.cutmix_minmax is not None
+
+    def check(self) -> None:
+        """Refuse a combination of knobs that cannot work, naming the arguments."""
+        minmax = self.cutmix_minmax
+        if minmax is not None and self.fold and minmax[1] ** 2 > 0.5:
+            raise ValueError(
+                f"cutmix_minmax={minmax!r} allows boxes covering up to {minmax[1] ** 2:.2f} of an image, but "
+                "fold=True keeps at least half of every image; pass fold=False or hi <= 0.707"
+            )
+        if self.alpha == 0 and not self.cutmix_on:
+            raise ValueError(
+                "alpha=0 turns Mixup off and CutMix is off too (cutmix_alpha=0, no cutmix_minmax); to turn mixing "
+                "off, keep alpha and pass enabled=False (or set collate.enabled = False); to switch to CutMix only, "
+                "collate.update(alpha=0, cutmix_alpha=1.0)"
+            )
+        if self.soft_targets and self.num_classes is None:
+            raise ValueError("soft_targets=True needs num_classes, a positive int, got num_classes=None")
+        if self.label_smoothing and not self.soft_targets:
+            raise ValueError(
+                "label_smoothing here smooths soft targets (soft_targets=True); with the (x, y_a, y_b, lam) batches "
+                "pass it to the loss instead: mixup_cross_entropy(..., label_smoothing=...) or "
+                "MixupLoss(nn.CrossEntropyLoss(label_smoothing=...))"
+            )
+        self._check_normalisation()
+        if self.stack_x and self.channels_last:
+            raise ValueError("channels_last applies to (B, C, H, W) batches; stack_x returns (B, 2, C, H, W) pairs")
+        if self.stack_x and self.cutmix_on:
+            raise ValueError("stack_x returns unmixed pairs for models that mix inside; it cannot carry CutMix boxes")
+        object.__setattr__(self, "_consistent", True)
+
+    def _check_normalisation(self) -> None:
+        mean, std = self.mean, self.std
+        if (mean is None) != (std is None):
+            raise ValueError("pass mean and std together (per-channel normalization), or neither")
+        if mean is not None and len(mean) != len(std) and 1 not in (len(mean), len(std)):
+            raise ValueError(f"mean has {len(mean)} values but std has {len(std)}; give one per channel")
+        if std is not None and any(s <= 0 for s in std):
+            raise ValueError(f"std values must be > 0, got std={std}")
+
+    def check_batch(self, x: Tensor, y: Tensor, mixing: bool) -> None:
+        """Refuse a stacked batch these settings cannot mix (before any draw); checks the combination first."""
+        if not self._consistent:
+            self.check()
+        if mixing and not self.stack_y and not y.is_floating_point():
+            raise TypeError(
+                "stack_y=False mixes targets linearly and needs float targets (one-hot, multi-hot, "
+                f"regression), but the targets are {y.dtype} class indices; one-hot them in the "
+                "dataset or keep stack_y=True and use mixup_cross_entropy"
+            )
+        if self.soft_targets and not y.is_floating_point():
+            bad = ((y < 0) | (y >= self.num_classes)).nonzero()
+            if len(bad):
+                i = int(bad[0])
+                raise ValueError(
+                    f"sample {i}'s target {int(y[i])} is not a class index in [0, num_classes={self.num_classes})"
+                )
+        if mixing and self.cutmix_on and x.ndim < 3:
+            raise ValueError(
+                "CutMix needs samples with two spatial dimensions (..., H, W), "
+                f"got samples of shape {tuple(x.shape[1:])}"
+            )
+
+    def draw_args(self) -> dict[str, Any]:
+        """The keyword arguments of :func:`~mixup_collate.params.draw_params` these settings give."""
+        names = ("alpha", "cutmix_alpha", "cutmix_minmax", "switch_prob", "prob", "fold", "per_sample", "cycle")
+        return {name: getattr(self, name) for name in names}
+
+    def __getstate__(self) -> dict[str, Any]:
+        return self.items()
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__init__(**state)
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Settings) and self.items() == other.items()
+
+    __hash__ = None  # mutable
+
+    def __repr__(self) -> str:
+        return f"Settings({', '.join(f'{k}={v!r}' for k, v in self.items().items())})"
+
+
+class Knob:
+    """An attribute of the collate that reads and writes its :class:`Settings` (validated on assignment)."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self.__doc__ = f"The ``{name}`` setting (validated when assigned)."
+
+    def __get__(self, collate: Any, owner: type | None = None) -> Any:
+        return self if collate is None else getattr(collate.settings, self.name)
+
+    def __set__(self, collate: Any, value: Any) -> None:
+        setattr(collate.settings, self.name, value)

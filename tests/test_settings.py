@@ -1,0 +1,138 @@
+"""Settings: every knob is validated where it is set, at construction and at assignment, naming the argument."""
+
+import copy
+import pickle
+
+import numpy as np
+import pytest
+import torch
+from support import image_samples
+
+from mixup_collate import MixupCollate
+from mixup_collate.settings import KNOBS, Settings
+
+
+def finished(collate, samples):
+    return collate(samples).finish()
+
+
+# (knob, a value it refuses, the message naming it): one bad value of each kind per knob.
+BAD_VALUES = [
+    ("alpha", -0.5, "alpha must be a finite number"),
+    ("alpha", "0.4", "alpha must be a finite number"),
+    ("cutmix_alpha", float("nan"), "cutmix_alpha must be a finite number"),
+    ("cutmix_minmax", 0.5, r"cutmix_minmax must be \(lo, hi\)"),
+    ("cutmix_minmax", (0.1, 0.2, 0.3), r"cutmix_minmax must be \(lo, hi\)"),
+    ("switch_prob", 1.5, r"switch_prob must be a number in \[0, 1\]"),
+    ("prob", 2, r"prob must be a number in \[0, 1\]"),
+    ("prob", None, r"prob must be a number in \[0, 1\]"),
+    ("soft_targets", "no", "soft_targets must be True or False"),
+    ("num_classes", 2.5, "num_classes must be a positive int"),
+    ("label_smoothing", "0.1", r"label_smoothing must be a number in \[0, 1\)"),
+    ("label_smoothing", None, r"label_smoothing must be a number in \[0, 1\)"),
+    ("off_epoch", -1, "off_epoch must be a non-negative int"),
+    ("enabled", "no", "enabled must be True or False"),
+    ("per_sample", None, "per_sample must be True or False"),
+    ("fold", 1, "fold must be True or False"),
+    ("cycle", "yes", "cycle must be True or False"),
+    ("stack_x", None, "stack_x must be True or False"),
+    ("stack_y", 0, "stack_y must be True or False"),
+    ("dtype", "float16x", "dtype must be a floating dtype"),
+    ("dtype", torch.int64, "dtype must be a floating dtype"),
+    ("dtype", torch.float8_e4m3fn, "dtype must be a floating dtype"),
+    ("mean", [float("inf")], "mean must be a finite number"),
+    ("std", "abc", "std must be a finite number"),
+    ("channels_last", "no", "channels_last must be True or False"),
+    ("input_key", ["image"], "input_key must be a dict key"),
+    ("target_key", {}, "target_key must be a dict key"),
+    ("extras_to_device", None, "extras_to_device must be True or False"),
+]
+
+
+class TestEveryKnobIsValidatedWhereItIsSet:
+    def test_the_table_covers_every_knob(self):
+        assert {knob for knob, _, _ in BAD_VALUES} == set(KNOBS)
+
+    @pytest.mark.parametrize("knob, value, message", BAD_VALUES)
+    def test_at_construction(self, knob, value, message):
+        with pytest.raises(ValueError, match=message):
+            MixupCollate(device="cpu", **{knob: value})
+
+    @pytest.mark.parametrize("knob, value, message", BAD_VALUES)
+    def test_at_assignment_and_the_old_value_stays(self, knob, value, message):
+        collate = MixupCollate(device="cpu")
+        before = getattr(collate, knob)
+        with pytest.raises(ValueError, match=message):
+            setattr(collate, knob, value)
+        assert getattr(collate, knob) == before
+
+    def test_values_are_normalised(self):
+        collate = MixupCollate(np.float32(0.5), prob=np.float64(1.0), num_classes=np.int64(3), device="cpu")
+        collate.dtype = "torch.bfloat16"
+        collate.mean, collate.std = torch.tensor([0.5, 0.25, 0.125], dtype=torch.float64), np.float64(0.2)
+        collate.cutmix_minmax = [0.2, 0.5]
+        assert type(collate.alpha) is float and type(collate.prob) is float and type(collate.num_classes) is int
+        assert collate.dtype is torch.bfloat16 and collate.mean == (0.5, 0.25, 0.125) and collate.std == (0.2,)
+        assert collate.cutmix_minmax == (0.2, 0.5)
+
+    @pytest.mark.parametrize("dtype", ["float16", torch.float16])
+    def test_an_assigned_dtype_applies_from_the_next_batch(self, dtype):
+        samples, _ = image_samples(4)
+        collate = MixupCollate(device="cpu", seed=0)
+        assert finished(collate, samples).x.dtype == torch.float32
+        collate.dtype = dtype
+        assert finished(collate, samples).x.dtype == torch.float16
+
+
+class TestCombinationsAreCheckedTogether:
+    def test_a_combination_that_cannot_work_is_refused_at_construction(self):
+        with pytest.raises(ValueError, match="alpha=0 turns Mixup off"):
+            MixupCollate(alpha=0)
+
+    def test_single_assignments_may_pass_through_an_odd_combination_in_either_order(self):
+        samples, _ = image_samples(4, shape=(3, 8, 8))
+        for order in (("alpha", "cutmix_alpha"), ("cutmix_alpha", "alpha")):
+            collate = MixupCollate(device="cpu", seed=0)
+            for name in order:
+                setattr(collate, name, {"alpha": 0, "cutmix_alpha": 1.0}[name])
+            assert finished(collate, samples).x.shape == (4, 3, 8, 8)
+
+    def test_an_odd_combination_left_in_place_is_named_at_the_next_batch(self):
+        collate = MixupCollate(device="cpu")
+        collate.alpha = 0
+        with pytest.raises(ValueError, match="alpha=0 turns Mixup off.*collate.update"):
+            finished(collate, image_samples(3)[0])
+
+    def test_update_changes_several_knobs_at_once_all_or_nothing(self):
+        collate = MixupCollate(device="cpu")
+        collate.update(alpha=0, cutmix_alpha=1.0)
+        assert collate.alpha == 0 and collate.cutmix_alpha == 1.0
+        with pytest.raises(ValueError, match="alpha=0 turns Mixup off"):
+            collate.update(cutmix_alpha=0)
+        with pytest.raises(ValueError, match="prob must be"):
+            collate.update(alpha=0.3, prob=3)
+        with pytest.raises(TypeError, match="unknown setting 'alhpa'"):
+            collate.update(alhpa=0.3)
+        assert collate.alpha == 0 and collate.cutmix_alpha == 1.0 and collate.prob == 1.0
+
+
+class TestSettingsTravelWithTheCollate:
+    def test_repr_shows_the_settings(self):
+        collate = MixupCollate(0.3, cutmix_alpha=1.0, device="cpu", seed=9)
+        collate.prob = 0.5
+        for name, value in collate.settings.items().items():
+            assert f"{name}={value!r}" in repr(collate)
+
+    @pytest.mark.parametrize("make_copy", [copy.copy, copy.deepcopy, lambda c: pickle.loads(pickle.dumps(c))])
+    def test_copies_carry_equal_but_separate_settings(self, make_copy):
+        collate = MixupCollate(0.3, dtype="float16", mean=0.5, std=0.25, device="cpu")
+        twin = make_copy(collate)
+        assert twin.settings == collate.settings and twin.settings is not collate.settings
+        twin.alpha = 1.0
+        assert collate.alpha == 0.3
+
+    def test_a_pickled_settings_value_is_validated_again(self):
+        settings = Settings(alpha=0.3)
+        state = settings.__getstate__() | {"prob": 7}
+        with pytest.raises(ValueError, match="prob must be"):
+            Settings.__new__(Settings).__setstate__(state)
