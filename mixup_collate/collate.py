@@ -60,6 +60,9 @@ class MixupCollate:
         switch_prob: with both on, the chance that a sample uses CutMix rather than Mixup.
         prob: the chance that a sample (or, with ``per_sample=False``, the batch) is mixed at all.
         soft_targets: yield ``(x, target)`` with dense mixed targets ``(B, num_classes)`` instead.
+        dense_targets: each target is a mask or map aligned with the input's ``(H, W)`` (segmentation:
+            integer ``(H, W)`` masks; depth, heatmaps: float ``(H, W)`` or ``(K, H, W)`` maps); ``lam`` is
+            then ``(B, H, W)``, the weight of ``y_a`` at each pixel (0 inside a pasted CutMix box).
         num_classes: the number of classes, for ``soft_targets``.
         label_smoothing: smoothing of the soft targets (the 4-tuple form leaves it to the loss).
         off_epoch: from this epoch on (see :meth:`set_epoch`) nothing is mixed.
@@ -100,6 +103,7 @@ class MixupCollate:
         switch_prob: float = 0.5,
         prob: float = 1.0,
         soft_targets: bool = False,
+        dense_targets: bool = False,
         num_classes: int | None = None,
         label_smoothing: float = 0.0,
         off_epoch: int | None = None,
@@ -219,8 +223,9 @@ class MixupCollate:
         pinned = not in_worker and self.device.type == "cuda"
         s = self.settings
         stacked = stack_samples(
-            samples, input_key=s.input_key, target_key=s.target_key, shared=in_worker, pinned=pinned
-        )
+            samples, input_key=s.input_key, target_key=s.target_key, shared=in_worker, pinned=pinned,
+            dense=s.dense_targets,
+        )  # fmt: skip
         return PendingBatch(self, stacked, 2 if s.soft_targets else 4)
 
     def draw(self, stacked: Stacked) -> MixParams:

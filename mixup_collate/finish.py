@@ -25,7 +25,7 @@ import torch
 from torch import Tensor
 
 from .batch import MixedBatch, SoftTargetBatch, to_device
-from .mix import Scratch, mix_inputs, mix_targets, plan_inputs, soft_targets
+from .mix import Scratch, mix_inputs, mix_maps, mix_targets, pixel_lam, plan_inputs, soft_targets
 from .params import MixParams
 from .settings import Settings
 from .stack import Stacked
@@ -118,6 +118,7 @@ class Finisher:
         self._constants: dict[tuple, tuple[Tensor | float, Tensor | None]] = {}
         self._scratch = Scratch()
         self._range_checked = False
+        self._dense_warned = False
 
     def apply(
         self, stacked: Stacked, params: MixParams, settings: Settings, device: torch.device, *, from_worker: bool
@@ -140,13 +141,13 @@ class Finisher:
         x, y = move(stacked.x, device), move(stacked.y, device)
         perm, lam = move(params.perm, device), move(params.lam, device)
         extras = to_device(stacked.extras, device, non_blocking=True) if s.extras_to_device else stacked.extras
-        if s.soft_targets:
-            targets: tuple[Tensor, ...] = (soft_targets(y, perm, lam, s.num_classes, s.label_smoothing),)
-        elif params.active and not s.stack_y:
-            y_a = mix_targets(y, perm, lam)
-            targets = (y_a, y_a)
+        weights = lam  # of y_a: per sample, or per pixel for dense targets
+        if s.dense_targets:
+            weights = pixel_lam(lam, params.rows, params.boxes, *x.shape[-2:])
+            y = y if y.is_floating_point() else y.long()  # small integer masks cross as they are
         else:
-            targets = (y, y.index_select(0, perm))
+            self._warn_if_dense_looking(x, y, s)
+        targets = self._targets(y, perm, weights, params.active, s)
         plan = plan_inputs(
             x, mixed=params.active, stack_x=s.stack_x, dtype=s.dtype, mean=s.mean, std=s.std,
             channels_last=s.channels_last, overwrite_input=True, constants=self._constants,
@@ -158,7 +159,29 @@ class Finisher:
         x = mix_inputs(x, plan, perm, lam, rows=params.rows, boxes=params.boxes, scratch=self._scratch)
         if s.soft_targets:
             return SoftTargetBatch(x, *targets, lam=lam, perm=perm, extras=extras)
-        return MixedBatch(x, *targets, lam, perm=perm, extras=extras)
+        return MixedBatch(x, *targets, weights, perm=perm, extras=extras)
+
+    @staticmethod
+    def _targets(y: Tensor, perm: Tensor, lam: Tensor, active: bool, s: Settings) -> tuple[Tensor, ...]:
+        if s.soft_targets:
+            return (soft_targets(y, perm, lam, s.num_classes, s.label_smoothing),)
+        if active and not s.stack_y:
+            y_a = mix_maps(y, perm, lam) if s.dense_targets else mix_targets(y, perm, lam)
+            return y_a, y_a
+        return y, y.index_select(0, perm)
+
+    def _warn_if_dense_looking(self, x: Tensor, y: Tensor, s: Settings) -> None:
+        """Warn once if CutMix meets float targets shaped like per-pixel maps but treats them as one vector."""
+        if self._dense_warned or not s.cutmix_on or not y.is_floating_point() or y.ndim < 3 or x.ndim < 3:
+            return
+        if tuple(y.shape[-2:]) == tuple(x.shape[-2:]):
+            self._dense_warned = True
+            warnings.warn(
+                f"the float targets {tuple(y.shape)} end with the inputs' (H, W) = {tuple(x.shape[-2:])}: if they "
+                "are per-pixel maps, pass MixupCollate(..., dense_targets=True), or CutMix pastes the box into the "
+                "image but not into the map, and lam is one number per sample",
+                stacklevel=2,
+            )
 
     def _warn_if_normalised_twice(self, x: Tensor, s: Settings) -> None:
         """Warn once if ``mean``/``std`` meet float inputs outside ``[0, 1]`` (likely normalised already)."""

@@ -33,9 +33,11 @@ __all__ = [
     "InputPlan",
     "affine_constants",
     "mix_inputs",
+    "mix_maps",
     "output_dtype",
     "pair",
     "per_row",
+    "pixel_lam",
     "plan_inputs",
     "soft_targets",
     "transform",
@@ -477,6 +479,39 @@ def mix_targets(y: Tensor, perm: Tensor, lam: Tensor) -> Tensor:
     w = per_row(lam.to(device=y.device, dtype=y.dtype), y.ndim)
     partner = _gather(y, perm.to(y.device), torch.empty_like(y))
     return y * w + partner * (1 - w)
+
+
+def pixel_lam(lam: Tensor, rows: Tensor | None, boxes: Tensor | None, height: int, width: int) -> Tensor:
+    """The weight of ``y_a`` at every pixel, float32 ``(B, H, W)``, for dense targets.
+
+    A blended row (in ``rows``; every row when ``rows`` is ``None``) weighs ``lam[i]`` everywhere; any
+    other row weighs 1 outside its box and 0 inside it (the pixels pasted from the partner, the very
+    box the inputs get), so ``pixel_lam(...)[i].mean()`` is ``lam[i]``, the share the sample keeps.
+    """
+    b = lam.shape[0]
+    own = lam.to(torch.float32)
+    if rows is not None:
+        blended = torch.zeros(b, dtype=torch.bool, device=lam.device)
+        blended[rows.to(lam.device)] = True
+        own = torch.where(blended, own, 1.0)
+    out = own.reshape(b, 1, 1).expand(b, height, width)
+    if boxes is None:
+        return out.contiguous()
+    return torch.where(box_masks(boxes, height, width, lam.device), 0.0, out)
+
+
+def mix_maps(y: Tensor, perm: Tensor, lam: Tensor) -> Tensor:
+    """Per-pixel linear mix of float maps ``(B, [K,] H, W)``: ``lam * y + (1 - lam) * y[perm]``, ``lam`` ``(B, H, W)``.
+
+    Where ``lam`` is 0 or 1 (a pasted box, an unmixed row) the result is the partner's or the sample's
+    own value exactly.
+    """
+    if not y.is_floating_point():
+        raise TypeError(f"only float maps can be mixed linearly, got {y.dtype}; class-index masks are never blended")
+    w = lam.to(device=y.device, dtype=torch.promote_types(y.dtype, torch.float32))
+    w = w.reshape(w.shape[0], *([1] * (y.ndim - w.ndim)), *w.shape[1:])
+    partner = _gather(y, perm.to(y.device), torch.empty_like(y))
+    return torch.where(w == 1, y, torch.where(w == 0, partner, w * y + (1 - w) * partner)).to(y.dtype)
 
 
 def soft_targets(y: Tensor, perm: Tensor, lam: Tensor, num_classes: int, smoothing: float = 0.0) -> Tensor:

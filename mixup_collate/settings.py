@@ -123,6 +123,7 @@ _SPEC: dict[str, tuple[Any, Callable[[object, str], Any]]] = {
     "switch_prob": (0.5, _probability),
     "prob": (1.0, _probability),
     "soft_targets": (False, _flag),
+    "dense_targets": (False, _flag),
     "num_classes": (None, lambda v, n: _count_or_none(v, n, least=1)),
     "label_smoothing": (0.0, _smoothing),
     "off_epoch": (None, lambda v, n: _count_or_none(v, n, least=0)),
@@ -197,6 +198,12 @@ class Settings:
                 "off, keep alpha and pass enabled=False (or set collate.enabled = False); to switch to CutMix only, "
                 "collate.update(alpha=0, cutmix_alpha=1.0)"
             )
+        if self.soft_targets and self.dense_targets:
+            raise ValueError(
+                "soft_targets=True builds (B, num_classes) targets for classification; with dense_targets=True the "
+                "batch is (x, y_a, y_b, lam) with per-pixel lam: use mixup_cross_entropy(logits, y_a, y_b, lam, "
+                "ignore_index=...) (or MixupLoss) and leave soft_targets off"
+            )
         if self.soft_targets and self.num_classes is None:
             raise ValueError("soft_targets=True needs num_classes, a positive int, got num_classes=None")
         if self.label_smoothing and not self.soft_targets:
@@ -225,6 +232,11 @@ class Settings:
         """Refuse a stacked batch these settings cannot mix (before any draw); checks the combination first."""
         if not self._consistent:
             self.check()
+        if mixing and not self.stack_y and not y.is_floating_point() and self.dense_targets:
+            raise TypeError(
+                f"stack_y=False mixes float maps linearly, but the dense targets are {y.dtype} class-index masks, "
+                "which are never blended; keep stack_y=True and use mixup_cross_entropy(..., ignore_index=...)"
+            )
         if mixing and not self.stack_y and not y.is_floating_point():
             raise TypeError(
                 "stack_y=False mixes targets linearly and needs float targets (one-hot, multi-hot, "

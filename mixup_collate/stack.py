@@ -34,7 +34,8 @@ class Stacked:
 
     Attributes:
         x: ``(B, *S)`` inputs, one contiguous buffer.
-        y: ``(B,)`` int64 class indices or ``(B, *K)`` float targets.
+        y: ``(B,)`` int64 class indices or ``(B, *K)`` float targets; with dense targets ``(B, [K,] H, W)``
+            masks (any integer dtype) or float maps.
         extras: the samples' other fields, collated as ``default_collate`` would: keyed by name for
             dict samples, by position (2, 3, ...) for tuple samples.
     """
@@ -54,6 +55,11 @@ def _is_pil_image(value: Any) -> bool:
     return any(cls.__module__.startswith("PIL.") and cls.__name__ == "Image" for cls in type(value).__mro__)
 
 
+def _is_mask(value: Any) -> bool:
+    """A ``torchvision.tv_tensors.Mask`` (recognised without importing torchvision)."""
+    return any(cls.__module__.startswith("torchvision.") and cls.__name__ == "Mask" for cls in type(value).__mro__)
+
+
 @cache
 def _torch_dtype(dtype: np.dtype) -> torch.dtype | None:
     """The torch dtype of numpy ``dtype`` in native byte order, or ``None`` when torch has none (object, str)."""
@@ -65,7 +71,7 @@ def _torch_dtype(dtype: np.dtype) -> torch.dtype | None:
 
 def _from_numpy(value: np.ndarray) -> Tensor:
     """A tensor of ``value`` (a dtype torch supports), copied to native byte order and C order when needed."""
-    if not value.dtype.isnative or not value.flags.c_contiguous:
+    if not value.dtype.isnative or not value.flags.c_contiguous or any(step < 0 for step in value.strides):
         value = value.astype(value.dtype.newbyteorder("="), order="C")  # keeps 0-d arrays 0-d
     return torch.from_numpy(value)
 
@@ -214,6 +220,8 @@ def _stack_inputs_checked(values: Sequence[Any], *, shared: bool, pinned: bool) 
 def _stack_targets_fast(values: Sequence[Any]) -> Tensor | None:
     """One ``torch.tensor`` for int or float scalars, one ``stack`` for tensors or arrays of one dtype."""
     types = set(map(type, values))
+    if _is_mask(values[0]):
+        return None  # refused, with a pointer to dense_targets, by the checked path
     try:
         if types == {int} or all(issubclass(t, (int, np.integer)) and not issubclass(t, bool) for t in types):
             return torch.tensor(values, dtype=torch.int64)  # raises outside int64
@@ -247,6 +255,11 @@ def _class_index(value: int, index: int) -> int:
 def _target_kind(value: Any, index: int) -> tuple[str, Any]:
     """Classify one target as ``("index", int)`` or ``("float", Tensor)``, or raise."""
     original = value
+    if _is_mask(value):
+        raise TypeError(
+            f"sample {index}'s target is a tv_tensors.Mask of shape {tuple(value.shape)}; pass "
+            "MixupCollate(..., dense_targets=True) to mix segmentation masks with their images, pixel for pixel"
+        )
     if isinstance(value, (bool, np.bool_)):
         raise TypeError(f"sample {index}'s target is a bool; use an int class index or a float tensor")
     if isinstance(value, (int, np.integer)):
@@ -261,6 +274,11 @@ def _target_kind(value: Any, index: int) -> tuple[str, Any]:
             return "float", value
         if value.dtype != torch.bool and not value.is_complex() and value.ndim == 0:
             return "index", _class_index(int(value), index)
+    if _is_mask(original) or (isinstance(value, Tensor) and value.ndim >= 2):
+        raise TypeError(
+            f"sample {index}'s target is a {_describe(original)}, a segmentation mask or per-pixel map; "
+            "pass MixupCollate(..., dense_targets=True) to mix it with the image, pixel for pixel"
+        )
     raise TypeError(
         f"sample {index}'s target is a {_describe(original)}; targets must be class indices "
         "(int or 0-d integer tensor) or float tensors (one-hot, multi-hot, regression)"
@@ -286,6 +304,52 @@ def _stack_targets_checked(values: Sequence[Any]) -> Tensor:
     if kind0 == "index":
         return torch.tensor([v for _, v in kinds], dtype=torch.int64)
     return torch.stack([v for _, v in kinds])
+
+
+# Dense targets (dense_targets=True): one mask or map per sample, aligned with the input's (H, W).
+
+_DENSE_KINDS = "an integer (H, W) mask or a float (H, W) or (K, H, W) map"
+
+
+def _dense_fits(dtype: torch.dtype, shape: tuple[int, ...], size: tuple[int, ...]) -> bool:
+    if dtype == torch.bool or dtype == torch.uint64 or dtype.is_complex:
+        return False
+    ndims = (2, 3) if dtype.is_floating_point else (2,)
+    return len(shape) in ndims and tuple(shape[-2:]) == size
+
+
+def _dense_target(value: Any, index: int, size: tuple[int, ...]) -> Tensor:
+    """One sample's mask or map as a plain CPU tensor, or an error naming the sample and the shapes."""
+    original = value
+    if isinstance(value, np.ndarray) and _torch_dtype(value.dtype) is not None:
+        value = _from_numpy(value)
+    if not isinstance(value, Tensor) or value.dtype in (torch.bool, torch.uint64) or value.is_complex():
+        raise TypeError(f"sample {index}'s target is a {_describe(original)}; dense_targets=True needs {_DENSE_KINDS}")
+    value = value.as_subclass(Tensor).detach()
+    if not _dense_fits(value.dtype, tuple(value.shape), size):
+        raise ValueError(
+            f"sample {index}'s target has shape {tuple(value.shape)} and dtype {value.dtype}, but its input's last "
+            f"two dimensions are {size}: dense_targets=True needs {_DENSE_KINDS} with the input's (H, W)"
+        )
+    if value.device.type != "cpu":
+        raise ValueError(f"sample {index}'s target is on {value.device}; datasets should return CPU tensors")
+    return value
+
+
+def _stack_dense_targets(values: Sequence[Any], size: tuple[int, ...], *, shared: bool, pinned: bool) -> Tensor:
+    """``(B, [K,] H, W)`` masks or maps in their own dtype (``uint8`` masks cross the process boundary as bytes)."""
+    y = _stack_inputs_fast(values, shared=shared, pinned=pinned)
+    if y is not None and _dense_fits(y.dtype, tuple(y.shape[1:]), size):
+        return y
+    tensors = [_dense_target(v, i, size) for i, v in enumerate(values)]
+    first = tensors[0]
+    for i, t in enumerate(tensors):
+        if t.shape != first.shape or t.dtype != first.dtype:
+            raise ValueError(
+                f"sample {i}'s target has shape {tuple(t.shape)} and dtype {t.dtype}, but sample 0's has "
+                f"shape {tuple(first.shape)} and dtype {first.dtype}; a batch needs one kind of dense target"
+            )
+    return torch.stack(tensors, out=_empty((len(tensors), *first.shape), first.dtype, shared=shared, pinned=pinned))
 
 
 # Extra fields.
@@ -323,6 +387,7 @@ def stack_samples(
     target_key: str = "label",
     shared: bool = False,
     pinned: bool = False,
+    dense: bool = False,
 ) -> Stacked:
     """Stack ``samples`` (``(input, target, ...)`` tuples or dicts) into one :class:`Stacked` batch.
 
@@ -336,6 +401,10 @@ def stack_samples(
     Python and numpy float scalars become ``(B,)`` float32, float tensors and arrays ``(B, *K)`` keep
     their dtype. Bool targets are refused (ambiguous between a class and a float).
 
+    ``dense``: each target is a mask or map aligned with its input's last two dimensions ``(H, W)``:
+    integer ``(H, W)`` class-index masks (any integer dtype, kept as they are: ``uint8`` masks stay
+    bytes), or float ``(H, W)`` / ``(K, H, W)`` maps; stacked into ``(B, [K,] H, W)``.
+
     Raises ``TypeError``, ``ValueError`` or ``KeyError`` naming the first sample (and field) at fault.
     """
     if len(samples) == 0:
@@ -346,8 +415,15 @@ def stack_samples(
         x = _stack_inputs_fast(inputs, shared=shared, pinned=pinned)
         if x is None:
             x = _stack_inputs_checked(inputs, shared=shared, pinned=pinned)
-        y = _stack_targets_fast(targets)
-        if y is None:
-            y = _stack_targets_checked(targets)
+        if dense:
+            if x.ndim < 3:
+                raise ValueError(
+                    f"dense_targets=True needs inputs with (..., H, W) dimensions, got {tuple(x.shape[1:])}"
+                )
+            y = _stack_dense_targets(targets, tuple(x.shape[-2:]), shared=shared, pinned=pinned)
+        else:
+            y = _stack_targets_fast(targets)
+            if y is None:
+                y = _stack_targets_checked(targets)
         extras = {k: _collate_extra(k, values) for k, values in extras.items()}
     return Stacked(x=x, y=y, extras=extras)

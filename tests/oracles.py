@@ -81,3 +81,11 @@ def is_one_rectangle(region):
     box = torch.zeros_like(region)
     box[rows.min() : rows.max() + 1, cols.min() : cols.max() + 1] = True
     return torch.equal(box, region)
+
+
+def dense_mix_reference(x, perm, lam):
+    """``lam * x + (1 - lam) * x[perm]`` per pixel in float64: ``x`` ``(B, ..., H, W)``, ``lam`` ``(B, H, W)``."""
+    x = x.double()
+    w = torch.as_tensor(lam).double()
+    w = w.reshape(w.shape[0], *([1] * (x.ndim - w.ndim)), *w.shape[1:])
+    return w * x + (1 - w) * x[torch.as_tensor(perm)]

@@ -11,6 +11,7 @@ from torch.utils import _pytree as pytree
 from torch.utils.data import DataLoader, Dataset, DistributedSampler
 
 from mixup_collate import MixupCollate
+from mixup_collate.finish import Finisher
 from mixup_collate.pending import PendingBatch
 
 pytestmark = pytest.mark.slow
@@ -276,13 +277,13 @@ def three_threads():
 def test_cpu_batches_from_workers_are_mixed_on_one_thread_and_threads_restored(monkeypatch, three_threads):
     # Workers keep the host cores busy; the main process's intra-op threads would compete with them.
     seen = []
-    original = MixupCollate._apply
+    original = Finisher._apply
 
     def spy(self, *args):
         seen.append(torch.get_num_threads())
         return original(self, *args)
 
-    monkeypatch.setattr(MixupCollate, "_apply", spy)
+    monkeypatch.setattr(Finisher, "_apply", spy)
     in_order(loader(2, context="fork"))
     assert seen and set(seen) == {1}
     assert torch.get_num_threads() == three_threads
