@@ -73,6 +73,8 @@ class MixupCollate:
         fold: ``lam`` becomes ``max(lam, 1 - lam)``: every sample keeps at least half of itself.
         cycle: partners along one random cycle: no sample is its own partner, and for ``B >= 3`` no two
             samples are each other's partners (default: a uniform random permutation).
+        correct_lam: a CutMix sample's ``lam`` is the share of its image it keeps (``True``) or the
+            drawn weight before the box is clipped at the border (``False``, timm's ``correct_lam=False``).
         stack_x: return ``x`` unmixed as ``(B, 2, *S)`` pairs ``(x_i, x_perm[i])`` for models that mix inside.
         stack_y: ``False`` mixes float targets linearly: ``y_a = y_b = lam * y + (1 - lam) * y[perm]``.
         dtype: floating output dtype; ``None`` keeps float inputs' dtype and turns ``uint8`` into float32.
@@ -112,6 +114,7 @@ class MixupCollate:
         per_sample: bool = True,
         fold: bool = True,
         cycle: bool = False,
+        correct_lam: bool = True,
         stack_x: bool = False,
         stack_y: bool = True,
         dtype: torch.dtype | str | None = None,

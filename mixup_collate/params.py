@@ -57,12 +57,15 @@ def draw_params(
     fold: bool = True,
     per_sample: bool = True,
     cycle: bool = False,
+    correct_lam: bool = True,
     generator: torch.Generator | None = None,
 ) -> MixParams:
     """Draw the parameters of one batch; ``alpha=0`` turns Mixup off, ``cutmix_alpha=0`` (and no minmax) CutMix.
 
     ``sample_shape`` is one sample's shape; CutMix boxes cover its last two dimensions. With
     ``per_sample=False`` the coins, the weight and the box are drawn once and shared by the batch.
+    A CutMix sample's ``lam`` is the share of its image it keeps; ``correct_lam=False`` gives the
+    drawn weight instead (timm's ``correct_lam=False``), before the box is clipped at the border.
     """
     n, g = batch_size, generator
     use_mixup = alpha > 0
@@ -90,7 +93,7 @@ def draw_params(
         box_lam = torch.ones(draws) if cutmix_minmax else sample_lam(draws, cutmix_alpha, fold=fold, generator=g)
         drawn = sample_boxes(box_lam, height, width, minmax=cutmix_minmax, generator=g).expand(n, 4)
         boxes = torch.where(cut[:, None], drawn, 0)
-        lam = torch.where(cut, kept_fraction(boxes, height, width), lam)
+        lam = torch.where(cut, kept_fraction(boxes, height, width) if correct_lam else box_lam.float(), lam)
         if not bool(cut.any()):
             boxes = None
     rows = None if bool(blend.all()) else blend.nonzero().flatten()

@@ -131,6 +131,7 @@ _SPEC: dict[str, tuple[Any, Callable[[object, str], Any]]] = {
     "per_sample": (True, _flag),
     "fold": (True, _flag),
     "cycle": (False, _flag),
+    "correct_lam": (True, _flag),
     "stack_x": (False, _flag),
     "stack_y": (True, _flag),
     "dtype": (None, _dtype),
@@ -212,6 +213,15 @@ class Settings:
                 "pass it to the loss instead: mixup_cross_entropy(..., label_smoothing=...) or "
                 "MixupLoss(nn.CrossEntropyLoss(label_smoothing=...))"
             )
+        if not self.correct_lam and (self.cutmix_minmax is not None or self.dense_targets):
+            raise ValueError(
+                "correct_lam=False keeps CutMix's drawn lam instead of the share a sample keeps; "
+                + (
+                    "with cutmix_minmax no lam is drawn (timm corrects it there too)"
+                    if self.cutmix_minmax is not None
+                    else "with dense_targets=True lam is per pixel, defined by the box itself"
+                )
+            )
         self._check_normalisation()
         if self.stack_x and self.channels_last:
             raise ValueError("channels_last applies to (B, C, H, W) batches; stack_x returns (B, 2, C, H, W) pairs")
@@ -259,7 +269,7 @@ class Settings:
     def draw_args(self) -> dict[str, Any]:
         """The keyword arguments of :func:`~mixup_collate.params.draw_params` these settings give."""
         names = ("alpha", "cutmix_alpha", "cutmix_minmax", "switch_prob", "prob", "fold", "per_sample", "cycle")
-        return {name: getattr(self, name) for name in names}
+        return {name: getattr(self, name) for name in (*names, "correct_lam")}
 
     def __getstate__(self) -> dict[str, Any]:
         return self.items()

@@ -360,6 +360,14 @@ class TestCutMix:
             assert torch.equal(batch.y_b, batch.y_a[batch.perm])
         assert len(boxes) > n, "every sample gets its own box"
 
+    def test_correct_lam_false_gives_the_drawn_lam_with_the_same_boxes(self):
+        samples, xs = distinct_images(32, (3, 7, 9), torch.float32)
+        kwargs = {"alpha": 0.0, "cutmix_alpha": 1.0, "cycle": True, "device": "cpu", "seed": 4}
+        kept = finished(MixupCollate(**kwargs), samples)
+        drawn = finished(MixupCollate(**kwargs, correct_lam=False), samples)
+        assert torch.equal(kept.x, drawn.x) and torch.equal(kept.lam, kept_fraction_of(kept, samples))
+        assert bool((drawn.lam <= kept.lam).all()) and not torch.equal(drawn.lam, kept.lam)
+
     def test_cutmix_boxes_may_be_larger_without_fold(self):
         collate = MixupCollate(alpha=0.0, cutmix_alpha=1.0, fold=False, device="cpu", seed=0)
         lam = torch.cat([finished(collate, image_samples(32, shape=(3, 8, 8))[0]).lam for _ in range(3)])

@@ -94,3 +94,24 @@ def test_same_generator_state_same_draws():
 def test_identity():
     p = MixParams.identity(5)
     assert not p.active and p.perm.tolist() == list(range(5)) and p.lam.tolist() == [1.0] * 5
+
+
+class TestCorrectLam:
+    """correct_lam=False (timm's) gives CutMix samples the drawn lam; the boxes are the same either way."""
+
+    def test_the_drawn_lam_is_folded_beta_and_never_above_the_kept_share(self):
+        kwargs = {"n": 4000, "shape": (3, 7, 9), "alpha": 0.0, "cutmix_alpha": 1.0, "seed": 5}
+        kept, drawn = draw(**kwargs), draw(**kwargs, correct_lam=False)
+        assert torch.equal(kept.boxes, drawn.boxes) and torch.equal(kept.perm, drawn.perm)
+        assert torch.equal(kept.lam, kept_fraction(kept.boxes, 7, 9))
+        assert bool((drawn.lam <= kept.lam).all()), "a box never covers more than its drawn share"
+        assert bool((drawn.lam < kept.lam).float().mean() > 0.5), "on a 7x9 image most boxes are rounded or clipped"
+        # Beta(1, 1) folded to max(lam, 1 - lam) is uniform on [0.5, 1].
+        assert stats.kstest(drawn.lam.double().numpy(), stats.uniform(0.5, 0.5).cdf).pvalue > 1e-3
+
+    def test_blended_samples_are_unaffected(self):
+        a = draw(alpha=0.4, cutmix_alpha=1.0, seed=2)
+        b = draw(alpha=0.4, cutmix_alpha=1.0, seed=2, correct_lam=False)
+        blended = torch.zeros(64, dtype=torch.bool)
+        blended[a.rows] = True
+        assert torch.equal(a.lam[blended], b.lam[blended]) and not torch.equal(a.lam, b.lam)

@@ -27,6 +27,8 @@ BAD_VALUES = [
     ("prob", 2, r"prob must be a number in \[0, 1\]"),
     ("prob", None, r"prob must be a number in \[0, 1\]"),
     ("soft_targets", "no", "soft_targets must be True or False"),
+    ("dense_targets", 1, "dense_targets must be True or False"),
+    ("correct_lam", None, "correct_lam must be True or False"),
     ("num_classes", 2.5, "num_classes must be a positive int"),
     ("label_smoothing", "0.1", r"label_smoothing must be a number in \[0, 1\)"),
     ("label_smoothing", None, r"label_smoothing must be a number in \[0, 1\)"),
@@ -88,6 +90,17 @@ class TestCombinationsAreCheckedTogether:
     def test_a_combination_that_cannot_work_is_refused_at_construction(self):
         with pytest.raises(ValueError, match="alpha=0 turns Mixup off"):
             MixupCollate(alpha=0)
+
+    @pytest.mark.parametrize(
+        "kwargs, message",
+        [
+            ({"cutmix_minmax": (0.2, 0.5)}, "correct_lam=False.*with cutmix_minmax no lam is drawn"),
+            ({"cutmix_alpha": 1.0, "dense_targets": True}, "correct_lam=False.*dense_targets=True lam is per pixel"),
+        ],
+    )
+    def test_correct_lam_false_needs_a_drawn_lam(self, kwargs, message):
+        with pytest.raises(ValueError, match=message):
+            MixupCollate(correct_lam=False, **kwargs)
 
     def test_single_assignments_may_pass_through_an_odd_combination_in_either_order(self):
         samples, _ = image_samples(4, shape=(3, 8, 8))
