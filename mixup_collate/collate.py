@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import inspect
 import os
+import threading
 from collections.abc import Sequence
 from numbers import Integral
 from typing import Any
@@ -22,7 +23,7 @@ from .batch import MixedBatch, SoftTargetBatch
 from .finish import Finisher
 from .params import MixParams, draw_params
 from .pending import PendingBatch, register_owner
-from .settings import KNOBS, Knob, Settings
+from .settings import KNOBS, Knob, Settings, check_device
 from .stack import Stacked, stack_samples
 from .stream import RandomStream
 
@@ -129,10 +130,11 @@ class MixupCollate:
     ) -> None:
         values = locals()
         self.settings = Settings(**{name: values[name] for name in KNOBS})
-        self._device_arg = None if device is None else torch.device(device)
+        self._device_arg = check_device(device)
         self._device: torch.device | None = self._device_arg
         self._stream = RandomStream(seed, generator)
         self._finisher = Finisher()
+        self._lock = threading.Lock()
         self.key = register_owner(self)
 
     def update(self, **changes: Any) -> None:
@@ -197,11 +199,11 @@ class MixupCollate:
     # -- copies and pickling: settings and stream travel, the finisher's caches never do -----------------
 
     def __getstate__(self) -> dict[str, Any]:
-        return {k: v for k, v in self.__dict__.items() if k != "_finisher"}
+        return {k: v for k, v in self.__dict__.items() if k not in ("_finisher", "_lock")}
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         self.__dict__.update(state)
-        self._finisher = Finisher()
+        self._finisher, self._lock = Finisher(), threading.Lock()
         # Keeps the key in a fresh worker (its batches come back to the original); a new key elsewhere.
         self.key = register_owner(self, state["key"])
 
@@ -211,7 +213,7 @@ class MixupCollate:
         twin.settings = Settings(**self.settings.items())
         twin._device_arg, twin._device = self._device_arg, self._device
         twin._stream = self._stream.clone()
-        twin._finisher = Finisher()
+        twin._finisher, twin._lock = Finisher(), threading.Lock()
         twin.key = register_owner(twin)
         return twin
 
@@ -225,21 +227,23 @@ class MixupCollate:
         in_worker = get_worker_info() is not None
         pinned = not in_worker and self.device.type == "cuda"
         s = self.settings
+        s.fix_structure()
         stacked = stack_samples(
             samples, input_key=s.input_key, target_key=s.target_key, shared=in_worker, pinned=pinned,
-            dense=s.dense_targets,
+            dense=s.dense_targets, measure_range=s.mean is not None,
         )  # fmt: skip
         return PendingBatch(self, stacked, 2 if s.soft_targets else 4)
 
     def draw(self, stacked: Stacked) -> MixParams:
         """The batch's random parameters, from this collate's stream (CPU, main process)."""
         x, mixing = stacked.x, self.mixing
+        self.settings.fix_structure()
         self.settings.check_batch(x, stacked.y, mixing)
         if not mixing:
             return MixParams.identity(x.shape[0])
-        return draw_params(
-            x.shape[0], tuple(x.shape[1:]), **self.settings.draw_args(), generator=self._stream.next_generator()
-        )
+        size, shape, args = x.shape[0], tuple(x.shape[1:]), self.settings.draw_args()
+        with self._lock:  # one stream, several threads: each batch claims one index with its draws, atomically
+            return self._stream.draw(lambda generator: draw_params(size, shape, **args, generator=generator))
 
     def apply(
         self, stacked: Stacked, params: MixParams, device: torch.device | None = None, *, from_worker: bool = False

@@ -65,15 +65,27 @@ def pin(stacked: Stacked) -> None:
             stacked.y = stacked.y.pin_memory()
 
 
+_THREADS_LOCK = threading.Lock()
+_one_thread_users = 0
+_threads_before = 0
+
+
 @contextmanager
 def one_host_thread() -> Iterator[None]:
-    """Run torch's CPU ops on one thread for a moment (restored after)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
+    """Run torch's CPU ops on one thread for a moment (restored when the last thread using it leaves)."""
+    global _one_thread_users, _threads_before
+    with _THREADS_LOCK:
+        if _one_thread_users == 0:
+            _threads_before = torch.get_num_threads()
+            torch.set_num_threads(1)
+        _one_thread_users += 1
     try:
         yield
     finally:
-        torch.set_num_threads(threads)
+        with _THREADS_LOCK:
+            _one_thread_users -= 1
+            if _one_thread_users == 0:
+                torch.set_num_threads(_threads_before)
 
 
 class _SigintDeferred:
@@ -117,7 +129,7 @@ class Finisher:
     def __init__(self) -> None:
         self._constants: dict[tuple, tuple[Tensor | float, Tensor | None]] = {}
         self._scratch = Scratch()
-        self._range_checked = False
+        self._range_warned = False
         self._dense_warned = False
 
     def apply(
@@ -137,7 +149,7 @@ class Finisher:
     def _apply(self, stacked: Stacked, params: MixParams, s: Settings, device: torch.device) -> Batch:
         if stacked.x is None:
             raise RuntimeError(SPENT)
-        self._warn_if_normalised_twice(stacked.x, s)
+        self._warn_if_normalised_twice(stacked, s)
         x, y = move(stacked.x, device), move(stacked.y, device)
         perm, lam = move(params.perm, device), move(params.lam, device)
         extras = to_device(stacked.extras, device, non_blocking=True) if s.extras_to_device else stacked.extras
@@ -183,16 +195,19 @@ class Finisher:
                 stacklevel=2,
             )
 
-    def _warn_if_normalised_twice(self, x: Tensor, s: Settings) -> None:
-        """Warn once if ``mean``/``std`` meet float inputs outside ``[0, 1]`` (likely normalised already)."""
-        if self._range_checked or s.mean is None or not x.is_floating_point():
+    def _warn_if_normalised_twice(self, stacked: Stacked, s: Settings) -> None:
+        """Warn once if ``mean``/``std`` meet float inputs outside ``[0, 1]`` (likely normalised already).
+
+        Every batch is looked at until one is: the range is measured where the batch is stacked.
+        """
+        if self._range_warned or s.mean is None or stacked.value_range is None:
             return
-        self._range_checked = True
-        low, high = torch.aminmax(x)
+        low, high = stacked.value_range
         if low < 0 or high > 1:
+            self._range_warned = True
             warnings.warn(
                 f"MixupCollate(mean=..., std=...) normalises, but the float inputs already span "
-                f"[{float(low):.3g}, {float(high):.3g}], outside [0, 1]: are they normalised twice (e.g. by "
+                f"[{low:.3g}, {high:.3g}], outside [0, 1]: are they normalised twice (e.g. by "
                 "v2.Normalize in the dataset)? Drop one of the two.",
                 stacklevel=2,
             )

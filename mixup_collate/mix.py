@@ -18,6 +18,7 @@ row per cycle: each row and its partner are read once and the result written onc
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Sequence
 from typing import NamedTuple
 
@@ -130,10 +131,12 @@ class Scratch:
 
     def __init__(self) -> None:
         self._buffer: Tensor | None = None
+        self._lock = threading.Lock()  # two threads mixing at once never get the same buffer
 
     def take(self, like: Tensor) -> Tensor:
         """A buffer shaped, typed and laid out like ``like`` (the kept one if it fits, else a new one)."""
-        buffer, self._buffer = self._buffer, None
+        with self._lock:
+            buffer, self._buffer = self._buffer, None
         if buffer is None or (buffer.shape, buffer.dtype, buffer.device, buffer.stride()) != (
             like.shape,
             like.dtype,

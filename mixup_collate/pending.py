@@ -17,6 +17,8 @@ The data's path, whatever ``num_workers`` is:
 
 from __future__ import annotations
 
+import copy
+import threading
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any, Protocol, Union
 from uuid import uuid4
@@ -62,21 +64,53 @@ def register_owner(owner: Owner, key: str | None = None) -> str:
     return key
 
 
-def _arrive(key: str, stacked: Stacked, size: int) -> PendingBatch:
-    """Unpickle a worker's batch in the main process, attached to the collate that owns the stream."""
-    owner = _OWNERS.get(key)
-    if owner is None:
-        raise RuntimeError(
-            "a batch arrived from a DataLoader worker, but the MixupCollate that made it no longer exists in "
-            "this process; keep the collate alive (the DataLoader's collate_fn) while its loader runs"
-        )
-    return PendingBatch(owner, stacked, size, from_worker=True)
-
-
 def _finished(batch: Batch) -> PendingBatch:
     pending = PendingBatch(None, None, len(batch))
     pending._batch = batch
     return pending
+
+
+class _Draw:
+    """A batch's draws, claimed once and shared by its copies (a deep copy or a pickle in the same process).
+
+    The lock makes finishing thread-safe: whoever comes first draws, everyone else waits and gets the
+    same parameters, so a batch takes exactly one index of its collate's stream however it is copied
+    or shared.
+    """
+
+    __slots__ = ("__weakref__", "key", "lock", "params")
+
+    def __init__(self, params: MixParams | None = None) -> None:
+        self.params = params
+        self.lock = threading.Lock()
+        self.key: str | None = None  # given when the batch is first pickled (see _DRAWS)
+
+    def shared_key(self) -> str:
+        if self.key is None:
+            self.key = uuid4().hex
+            _DRAWS[self.key] = self
+        return self.key
+
+
+# The undrawn batches of this process that were pickled: a copy unpickled here shares its draws with them.
+_DRAWS: WeakValueDictionary[str, _Draw] = WeakValueDictionary()
+
+
+def _arrive(
+    key: str, stacked: Stacked, size: int, draw_key: str | None = None, params: MixParams | None = None
+) -> PendingBatch:
+    """Unpickle a pending batch: from a DataLoader worker, or a copy made in this process."""
+    owner = _OWNERS.get(key)
+    if owner is None:
+        raise RuntimeError(
+            "a pending mixup batch was unpickled in a process where the MixupCollate that made it does not exist. "
+            "Pending batches travel only from a DataLoader worker to the process that owns the collate (keep the "
+            "collate alive while its loader runs); to send a batch anywhere else (a queue, torch.save, another "
+            "process), finish it first: batch.finish()"
+        )
+    draw = _DRAWS.get(draw_key) if draw_key is not None else None
+    from_worker = draw is None and params is None  # a batch coming back from a worker: stacked there, new here
+    return PendingBatch(owner, stacked, size, from_worker=from_worker, draw=draw or _Draw(params))
 
 
 class PendingBatch:
@@ -88,15 +122,23 @@ class PendingBatch:
     :meth:`to` (what Lightning and accelerate call) names the device to mix it on.
     """
 
-    __slots__ = ("_batch", "_device", "_from_worker", "_owner", "_params", "_size", "_stacked")
+    __slots__ = ("_batch", "_device", "_draw", "_from_worker", "_owner", "_size", "_stacked")
 
-    def __init__(self, owner: Owner | None, stacked: Stacked | None, size: int, *, from_worker: bool = False) -> None:
+    def __init__(
+        self,
+        owner: Owner | None,
+        stacked: Stacked | None,
+        size: int,
+        *,
+        from_worker: bool = False,
+        draw: _Draw | None = None,
+    ) -> None:
         self._owner = owner
         self._stacked = stacked
         self._size = size
         self._from_worker = from_worker
         self._device: torch.device | None = None
-        self._params: MixParams | None = None
+        self._draw = _Draw() if draw is None else draw
         self._batch: Batch | None = None
 
     def finish(self, device: torch.device | str | None = None) -> Batch:
@@ -111,28 +153,30 @@ class PendingBatch:
         if self._batch is None:
             if get_worker_info() is not None:
                 raise RuntimeError("MixupCollate finishes batches in the main process only, never in a worker")
-            with finishing():  # Ctrl-C waits until the batch is complete; inference mode off
-                if self._params is None:
-                    self._params = self._owner.draw(self._stacked)
-                self._batch = self._owner.apply(self._stacked, self._params, device, from_worker=self._from_worker)
-                self._stacked = None
-            return self._batch
+            draw = self._draw
+            with draw.lock:  # another thread (or a copy) finishing it waits, then returns the same batch
+                if self._batch is None:
+                    with finishing():  # Ctrl-C waits until the batch is complete; inference mode off
+                        if draw.params is None:
+                            draw.params = self._owner.draw(self._stacked)
+                        batch = self._owner.apply(self._stacked, draw.params, device, from_worker=self._from_worker)
+                        self._batch, self._stacked = batch, None
+                    return self._batch
         if device is not None and self._batch[0].device != device:
             return self._batch.to(device)
         return self._batch
 
-    def to(self, device: torch.device | str, non_blocking: bool = False) -> PendingBatch | Batch:
-        """Send the batch to ``device``: what Lightning's and accelerate's transfers call.
+    def to(self, *args: Any, **kwargs: Any) -> PendingBatch | Batch:
+        """Send the batch to a device: ``to(device, non_blocking=False)``, what Lightning and accelerate call.
 
         A pending batch stays pending (moving it is not using it: a batch a framework moves and then
-        skips draws nothing) and is mixed directly on ``device`` at its first use; a finished batch
-        is moved.
+        skips draws nothing) and is mixed directly on that device at its first use; a finished batch
+        is moved. The dtype is the collate's (``MixupCollate(dtype=...)``): a dtype here is refused.
         """
-        if isinstance(device, torch.dtype):
-            raise TypeError("a mixup batch moves between devices only; its dtype is set by MixupCollate(dtype=...)")
+        device, non_blocking = _device_arguments(args, kwargs)
         if self._batch is not None:
             return self._batch.to(device, non_blocking=non_blocking)
-        self._device = torch.device(device)
+        self._device = device
         return self
 
     def pin_memory(self) -> PendingBatch:
@@ -161,10 +205,52 @@ class PendingBatch:
     def __reduce__(self) -> tuple[Any, ...]:
         if self._batch is not None:
             return _finished, (self._batch,)
-        return _arrive, (self._owner.key, self._stacked, self._size)
+        if get_worker_info() is not None:  # a worker sends its batch to the main process: nothing drawn yet
+            return _arrive, (self._owner.key, self._stacked, self._size)
+        draw = self._draw
+        key = draw.shared_key() if draw.params is None else None
+        return _arrive, (self._owner.key, self._stacked, self._size, key, draw.params)
+
+    def __copy__(self) -> PendingBatch:
+        """The batch itself: like a tuple, a pending batch is one value (finishing either is finishing both)."""
+        return self
+
+    def __deepcopy__(self, memo: dict[int, Any]) -> PendingBatch:
+        """A batch that finishes to the same values as this one, with its own tensors, drawing nothing more."""
+        if self._batch is not None:
+            return _finished(copy.deepcopy(self._batch, memo))
+        twin = PendingBatch(
+            self._owner, copy.deepcopy(self._stacked, memo), self._size, from_worker=self._from_worker, draw=self._draw
+        )
+        twin._device = self._device
+        return twin
 
     def __repr__(self) -> str:
         return f"PendingBatch({'finished' if self._batch is not None else 'pending'}, {self._size} fields)"
+
+
+def _device_arguments(args: tuple[Any, ...], kwargs: dict[str, Any]) -> tuple[torch.device, bool]:
+    """``(device, non_blocking)`` from ``to``'s arguments, refusing a dtype or anything else by name."""
+    if any(isinstance(a, torch.dtype) for a in (*args, *kwargs.values())) or "dtype" in kwargs:
+        raise TypeError(
+            "a pending mixup batch moves between devices only; its dtype is set by MixupCollate(dtype=...) "
+            "(a finished batch, batch.finish(), converts its floating fields with .to(dtype))"
+        )
+    unknown = sorted(set(kwargs) - {"device", "non_blocking"})
+    if unknown or len(args) > 2 or ("device" in kwargs and args) or not (args or "device" in kwargs):
+        raise TypeError(
+            f"PendingBatch.to takes (device, non_blocking=False), got args {args!r} and keywords {sorted(kwargs)}"
+        )
+    device = kwargs.get("device", args[0] if args else None)
+    non_blocking = kwargs.get("non_blocking", args[1] if len(args) > 1 else False)
+    if not isinstance(non_blocking, bool):
+        raise TypeError(f"non_blocking must be True or False, got {non_blocking!r}")
+    try:
+        return torch.device(device), non_blocking
+    except (RuntimeError, TypeError) as error:
+        raise TypeError(
+            f"PendingBatch.to needs a device (a torch.device, 'cuda:0', 'cpu', ...), got {device!r}"
+        ) from error
 
 
 def _flatten(pending: PendingBatch) -> tuple[list[Any], Any]:

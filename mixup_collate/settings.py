@@ -22,7 +22,7 @@ from torch import Tensor
 
 from .sampling import check_concentration
 
-__all__ = ["KNOBS", "Knob", "Settings"]
+__all__ = ["KNOBS", "STRUCTURAL", "Knob", "Settings", "check_device"]
 
 # The floating dtypes the mix computes in (float8 types cannot hold a mixed batch: torch refuses to promote them).
 OUTPUT_DTYPES = (torch.float16, torch.bfloat16, torch.float32, torch.float64)
@@ -143,17 +143,41 @@ _SPEC: dict[str, tuple[Any, Callable[[object, str], Any]]] = {
     "extras_to_device": (False, _flag),
 }
 KNOBS = tuple(_SPEC)
+# What a batch's structure and its stacking depend on: fixed once the collate has made its first batch, since
+# a pending batch's len() comes from them and DataLoader workers (persistent ones too) keep their own copy.
+STRUCTURAL = ("soft_targets", "dense_targets", "input_key", "target_key")
+
+
+def check_device(device: object) -> torch.device | None:
+    """``device`` as a ``torch.device`` (``None`` resolves later), refusing one this process cannot use, by name."""
+    if device is None:
+        return None
+    try:
+        device = torch.device(device)
+    except (RuntimeError, TypeError) as error:
+        raise ValueError(
+            f"device must be a torch.device or a name such as 'cuda:0' or 'cpu', got device={device!r}"
+        ) from error
+    if device.type == "cuda":
+        count = torch.cuda.device_count() if torch.cuda.is_available() else 0
+        if count == 0 or (device.index is not None and device.index >= count):
+            raise ValueError(
+                f"device={str(device)!r}, but this process sees {count} CUDA device(s) "
+                "(torch.cuda.is_available() is False or the index is too high); pass device='cpu' or an existing GPU"
+            )
+    return device
 
 
 class Settings:
     """The validated knobs of one collate (see :class:`~mixup_collate.MixupCollate` for their meaning)."""
 
-    __slots__ = (*KNOBS, "_consistent")
+    __slots__ = (*KNOBS, "_consistent", "_structure_fixed")
 
     def __init__(self, **values: Any) -> None:
         unknown = sorted(set(values) - set(KNOBS))
         if unknown:
             raise TypeError(f"unknown setting(s) {unknown}; the settings are {list(KNOBS)}")
+        object.__setattr__(self, "_structure_fixed", False)
         for name, (default, _) in _SPEC.items():
             setattr(self, name, values.get(name, default))
         self.check()
@@ -161,8 +185,17 @@ class Settings:
     def __setattr__(self, name: str, value: Any) -> None:
         if name in _SPEC:
             value = _SPEC[name][1](value, name)
+            if self._structure_fixed and name in STRUCTURAL and value != getattr(self, name):
+                raise ValueError(
+                    f"{name} cannot change after the collate's first batch: it decides the batches' structure "
+                    "and how DataLoader workers (which keep their own copy) stack them; make a new MixupCollate"
+                )
             object.__setattr__(self, "_consistent", False)
         object.__setattr__(self, name, value)
+
+    def fix_structure(self) -> None:
+        """From the first batch on, the :data:`STRUCTURAL` settings stay as they are."""
+        object.__setattr__(self, "_structure_fixed", True)
 
     def items(self) -> dict[str, Any]:
         """The knobs by name, in signature order."""
@@ -171,6 +204,7 @@ class Settings:
     def update(self, **changes: Any) -> None:
         """Change several knobs at once, all or nothing: each is validated, then their combination."""
         trial = Settings.__new__(Settings)
+        object.__setattr__(trial, "_structure_fixed", self._structure_fixed)
         for name, value in {**self.items(), **changes}.items():
             if name not in _SPEC:
                 raise TypeError(f"unknown setting {name!r}; the settings are {list(KNOBS)}")
@@ -260,9 +294,9 @@ class Settings:
                 raise ValueError(
                     f"sample {i}'s target {int(y[i])} is not a class index in [0, num_classes={self.num_classes})"
                 )
-        if mixing and self.cutmix_on and x.ndim < 3:
+        if mixing and self.cutmix_on and (x.ndim < 3 or 0 in x.shape[-2:]):
             raise ValueError(
-                "CutMix needs samples with two spatial dimensions (..., H, W), "
+                "CutMix needs samples with two spatial dimensions (..., H, W), both non-empty, "
                 f"got samples of shape {tuple(x.shape[1:])}"
             )
 

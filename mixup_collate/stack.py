@@ -38,11 +38,13 @@ class Stacked:
             masks (any integer dtype) or float maps.
         extras: the samples' other fields, collated as ``default_collate`` would: keyed by name for
             dict samples, by position (2, 3, ...) for tuple samples.
+        value_range: ``(min, max)`` of float inputs, when asked for (measured where the batch is stacked).
     """
 
     x: Tensor
     y: Tensor
     extras: dict[Any, Any] = field(default_factory=dict)
+    value_range: tuple[float, float] | None = None
 
 
 def _describe(value: Any) -> str:
@@ -388,6 +390,7 @@ def stack_samples(
     shared: bool = False,
     pinned: bool = False,
     dense: bool = False,
+    measure_range: bool = False,
 ) -> Stacked:
     """Stack ``samples`` (``(input, target, ...)`` tuples or dicts) into one :class:`Stacked` batch.
 
@@ -404,6 +407,9 @@ def stack_samples(
     ``dense``: each target is a mask or map aligned with its input's last two dimensions ``(H, W)``:
     integer ``(H, W)`` class-index masks (any integer dtype, kept as they are: ``uint8`` masks stay
     bytes), or float ``(H, W)`` / ``(K, H, W)`` maps; stacked into ``(B, [K,] H, W)``.
+
+    ``measure_range``: record the ``(min, max)`` of float inputs (for a check of the normalisation, done
+    here, in the worker, rather than in the main process).
 
     Raises ``TypeError``, ``ValueError`` or ``KeyError`` naming the first sample (and field) at fault.
     """
@@ -426,4 +432,8 @@ def stack_samples(
             if y is None:
                 y = _stack_targets_checked(targets)
         extras = {k: _collate_extra(k, values) for k, values in extras.items()}
-    return Stacked(x=x, y=y, extras=extras)
+        value_range = None
+        if measure_range and x.is_floating_point() and x.numel():
+            low, high = torch.aminmax(x)
+            value_range = (float(low), float(high))
+    return Stacked(x=x, y=y, extras=extras, value_range=value_range)

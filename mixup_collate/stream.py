@@ -14,10 +14,13 @@ from __future__ import annotations
 
 import hashlib
 import os
+from collections.abc import Callable
 from numbers import Integral
-from typing import Any
+from typing import Any, TypeVar
 
 import torch
+
+T = TypeVar("T")
 
 __all__ = ["RandomStream", "batch_seed", "check_seed", "current_rank"]
 
@@ -115,3 +118,21 @@ class RandomStream:
     def __setstate__(self, state: dict[str, Any]) -> None:
         self.__init__(state["seed"])
         self.epoch = state["epoch"]
+
+    def draw(self, draw: Callable[[torch.Generator], T]) -> T:
+        """``draw(generator)`` for the next batch, which claims the batch's index only if it returns.
+
+        An exception (or Ctrl-C) inside ``draw`` leaves the stream where it was, the caller's own
+        generator included, so drawing the batch again gives the draws it would have had. Not
+        thread-safe by itself: the collate holds a lock around it.
+        """
+        batches = self.batches
+        caller = self._caller_generator
+        state = caller.get_state() if caller is not None else None
+        try:
+            return draw(self.next_generator())
+        except BaseException:
+            self.batches = batches
+            if caller is not None:
+                caller.set_state(state)
+            raise

@@ -286,6 +286,22 @@ class TestConversion:
             finished(collate, samples)
             finished(MixupCollate(device="cpu", mean=[0.5] * 3, std=[0.2] * 3), image_samples(4)[0])
 
+    def test_normalised_inputs_are_noticed_in_any_batch_not_only_the_first(self):
+        collate = MixupCollate(device="cpu", mean=0.5, std=0.25, seed=0)
+        inside = [(torch.rand(3, 4, 4), 0) for _ in range(3)]
+        outside = [(torch.rand(3, 4, 4) * 2, 0) for _ in range(3)]
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")
+            finished(collate, inside)
+        with pytest.warns(UserWarning, match=r"normalised twice"):
+            finished(collate, outside)
+
+    def test_empty_spatial_dimensions_are_named_under_cutmix_and_mix_otherwise(self):
+        empty = [(torch.rand(3, 0, 4), i) for i in range(3)]
+        with pytest.raises(ValueError, match=r"two spatial dimensions \(..., H, W\), both non-empty.*\(3, 0, 4\)"):
+            finished(MixupCollate(cutmix_alpha=1.0, device="cpu"), empty)
+        assert finished(MixupCollate(mean=0.5, std=0.2, device="cpu"), empty).x.shape == (3, 3, 0, 4)
+
     def test_normalisation_must_match_the_channels(self):
         with pytest.raises(ValueError, match=r"mean/std have 2 values but the inputs have shape \(3, 3, 4, 4\)"):
             finished(MixupCollate(device="cpu", mean=[0.5, 0.5], std=[0.2, 0.2]), image_samples(3)[0])

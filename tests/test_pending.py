@@ -2,6 +2,7 @@
 
 import pickle
 import signal
+import threading
 
 import pytest
 import torch
@@ -174,3 +175,181 @@ def test_a_pending_batch_pickled_in_this_process_comes_back_to_its_collate():
     batch = collate(image_samples(4)[0])
     restored = pickle.loads(pickle.dumps(batch))
     assert restored._owner is collate
+
+
+def draws_of(collate, samples, count):
+    """The params-level identity of ``count`` successive batches: (perm, lam) pairs."""
+    return [(b.perm, b.lam) for b in (collate(samples).finish() for _ in range(count))]
+
+
+def assert_same_draws(got, want):
+    assert len(got) == len(want)
+    for (perm_a, lam_a), (perm_b, lam_b) in zip(got, want):
+        assert torch.equal(perm_a, perm_b) and torch.equal(lam_a, lam_b)
+
+
+@pytest.fixture
+def python_sigint():
+    """SIGINT raises KeyboardInterrupt during the test, whatever the suite inherited (nohup, a background job)."""
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    yield
+    signal.signal(signal.SIGINT, previous)
+
+
+COLLATES = {
+    "seeded float": lambda: MixupCollate(device="cpu", seed=0),
+    "uint8, CutMix": lambda: MixupCollate(alpha=0.4, cutmix_alpha=1.0, device="cpu", seed=0),
+    "generator, dtype": lambda: MixupCollate(device="cpu", dtype="float16", generator=torch.Generator().manual_seed(3)),
+}
+
+
+class TestAnInterruptedDrawKeepsTheStream:
+    @pytest.mark.parametrize("make", COLLATES)
+    def test_an_error_inside_the_draw_claims_nothing(self, make, monkeypatch):
+        samples, _ = image_samples(6, dtype=torch.uint8, shape=(3, 6, 6))
+        want = draws_of(COLLATES[make](), samples, 3)
+        collate = COLLATES[make]()
+        from mixup_collate import collate as collate_module
+
+        original, calls = collate_module.draw_params, []
+
+        def failing_once(*args, **kwargs):
+            params = original(*args, **kwargs)  # the generator has been drawn from: the stream must not move
+            calls.append(1)
+            if len(calls) == 1:
+                raise RuntimeError("interrupted draw (simulated)")
+            return params
+
+        monkeypatch.setattr(collate_module, "draw_params", failing_once)
+        first = collate(samples)
+        with pytest.raises(RuntimeError, match="simulated"):
+            first.finish()
+        got = [(first.finish().perm, first.finish().lam), *draws_of(collate, samples, 2)]
+        assert_same_draws(got, want)
+
+    @pytest.mark.parametrize("make", COLLATES)
+    def test_ctrl_c_inside_the_draw_waits_until_the_batch_is_complete(self, make, monkeypatch, python_sigint):
+        samples, _ = image_samples(6, dtype=torch.uint8, shape=(3, 6, 6))
+        want = draws_of(COLLATES[make](), samples, 2)
+        collate = COLLATES[make]()
+        from mixup_collate import collate as collate_module
+
+        original, calls = collate_module.draw_params, []
+
+        def interrupted(*args, **kwargs):
+            calls.append(1)
+            if len(calls) == 1:
+                signal.raise_signal(signal.SIGINT)
+            return original(*args, **kwargs)
+
+        monkeypatch.setattr(collate_module, "draw_params", interrupted)
+        first = collate(samples)
+        with pytest.raises(KeyboardInterrupt):
+            first.finish()
+        assert "finished" in repr(first), "the interrupt came after the batch was complete"
+        assert_same_draws([(first.perm, first.lam), *draws_of(collate, samples, 1)], want)
+
+
+class TestCopiesOfAPendingBatchAreTheSameBatch:
+    @pytest.mark.parametrize("make_copy", ["copy", "deepcopy", "pickle"])
+    @pytest.mark.parametrize("copy_first", [True, False])
+    def test_a_copy_finishes_to_the_same_batch_and_moves_the_stream_once(self, make_copy, copy_first):
+        import copy
+
+        samples, _ = image_samples(6)
+        want = draws_of(MixupCollate(device="cpu", seed=0), samples, 2)
+        collate = MixupCollate(device="cpu", seed=0)
+        original = collate(samples)
+        twin = {"copy": copy.copy, "deepcopy": copy.deepcopy, "pickle": lambda b: pickle.loads(pickle.dumps(b))}[
+            make_copy
+        ](original)
+        order = (twin, original) if copy_first else (original, twin)
+        batches = [b.finish() for b in order]
+        assert_same_batch(*batches)
+        assert_same_draws([(batches[0].perm, batches[0].lam), *draws_of(collate, samples, 1)], want)
+
+    def test_a_deep_copy_has_its_own_tensors(self):
+        import copy
+
+        batch, _ = pending()
+        twin = copy.deepcopy(batch)
+        assert twin.x is not batch.x and torch.equal(twin.x, batch.x)
+        assert copy.copy(batch) is batch, "a shallow copy is the batch itself, as for a tuple"
+
+
+class TestThreads:
+    def test_threads_finishing_their_own_batches_each_take_one_stream_index(self):
+        samples, xs = image_samples(8)
+        want = draws_of(MixupCollate(device="cpu", seed=0), samples, 60)
+        collate = MixupCollate(device="cpu", seed=0)
+        batches = [collate(samples) for _ in range(60)]
+        start = threading.Barrier(4)
+
+        def work(part):
+            start.wait()
+            for b in part:
+                b.finish()
+
+        threads = [threading.Thread(target=work, args=(batches[i::4],)) for i in range(4)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        key = lambda d: d[1].tolist()  # noqa: E731
+        got = sorted(((b.perm, b.lam) for b in batches), key=key)
+        assert_same_draws(got, sorted(want, key=key))
+        for b in batches:
+            torch.testing.assert_close(b.x.double(), mixup_reference(xs, b.perm, b.lam))
+
+    def test_threads_finishing_the_same_batch_get_it_once(self):
+        samples, xs = image_samples(8)
+        collate = MixupCollate(device="cpu", seed=0)
+        for _ in range(20):
+            batch = collate(samples)
+            start, results = threading.Barrier(3), []
+
+            def work(batch=batch, start=start, results=results):
+                start.wait()
+                results.append(batch.finish())
+
+            threads = [threading.Thread(target=work) for _ in range(3)]
+            for t in threads:
+                t.start()
+            for t in threads:
+                t.join()
+            assert all(r is results[0] for r in results)
+            torch.testing.assert_close(results[0].x.double(), mixup_reference(xs, results[0].perm, results[0].lam))
+
+
+class TestTo:
+    @pytest.mark.parametrize(
+        "args, kwargs",
+        [(("cpu", torch.float16), {}), (("cpu",), {"dtype": torch.float16}), ((torch.float16,), {})],
+    )
+    def test_a_dtype_is_refused_in_every_form(self, args, kwargs):
+        batch, _ = pending()
+        with pytest.raises(TypeError, match=r"MixupCollate\(dtype=...\)"):
+            batch.to(*args, **kwargs)
+
+    def test_device_and_non_blocking_in_every_form(self):
+        for args, kwargs in [(("meta",), {}), (("meta", True), {}), ((), {"device": "meta", "non_blocking": True})]:
+            batch, _ = pending()
+            assert batch.to(*args, **kwargs) is batch and batch.x.device.type == "meta"
+
+    def test_other_arguments_are_named(self):
+        batch, _ = pending()
+        with pytest.raises(TypeError, match="copy"):
+            batch.to("cpu", copy=True)
+        with pytest.raises(TypeError, match="needs a device"):
+            batch.to("gpu0")
+
+
+def test_a_pending_batch_unpickled_where_its_collate_is_gone_says_to_finish_it_first():
+    import gc
+
+    collate = MixupCollate(device="cpu", seed=0)
+    data = pickle.dumps(collate(image_samples(4)[0]))
+    del collate
+    gc.collect()
+    with pytest.raises(RuntimeError, match=r"does not exist.*finish it first: batch.finish\(\)"):
+        pickle.loads(data)

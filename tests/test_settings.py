@@ -149,3 +149,41 @@ class TestSettingsTravelWithTheCollate:
         state = settings.__getstate__() | {"prob": 7}
         with pytest.raises(ValueError, match="prob must be"):
             Settings.__new__(Settings).__setstate__(state)
+
+
+class TestTheDeviceIsCheckedWhereItIsGiven:
+    @pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has a GPU")
+    @pytest.mark.parametrize("device", ["cuda", "cuda:0", torch.device("cuda", 0)])
+    def test_a_gpu_this_machine_lacks_is_named(self, device):
+        with pytest.raises(ValueError, match=r"device='cuda(:0)?', but this process sees 0 CUDA device"):
+            MixupCollate(device=device)
+
+    def test_a_name_that_is_no_device_is_named(self):
+        with pytest.raises(ValueError, match="device must be a torch.device.*device='gpu'"):
+            MixupCollate(device="gpu")
+
+
+class TestStructureIsFixedFromTheFirstBatch:
+    def test_structural_settings_refuse_a_change_after_the_first_batch(self):
+        collate = MixupCollate(device="cpu", num_classes=10)
+        collate.soft_targets = True  # before the first batch: any change
+        collate.soft_targets = False
+        pending = collate(image_samples(4)[0])
+        for name, value in [("soft_targets", True), ("dense_targets", True), ("input_key", "x"), ("target_key", "y")]:
+            with pytest.raises(ValueError, match=f"{name} cannot change after the collate's first batch"):
+                setattr(collate, name, value)
+        collate.target_key = "label"  # the same value is no change
+        assert len(pending) == 4 and len(tuple(pending)) == 4, "len() and unpacking agree"
+
+    def test_mixing_settings_still_change_between_epochs(self):
+        collate = MixupCollate(device="cpu", seed=0)
+        collate(image_samples(4)[0]).finish()
+        collate.alpha, collate.prob, collate.dtype, collate.enabled = 0.8, 0.5, "bfloat16", False
+        assert collate(image_samples(4)[0]).finish().x.dtype == torch.bfloat16
+
+    def test_a_copy_of_a_used_collate_may_be_set_up_anew(self):
+        collate = MixupCollate(device="cpu", num_classes=10)
+        collate(image_samples(4)[0])
+        evaluation = copy.deepcopy(collate)
+        evaluation.soft_targets = True
+        assert len(evaluation(image_samples(4)[0])) == 2

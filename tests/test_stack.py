@@ -342,3 +342,14 @@ def test_an_extra_field_that_differs_names_the_field_and_the_sample():
 def test_an_extra_field_default_collate_cannot_handle_names_the_field():
     with pytest.raises(TypeError, match="extra field 'meta' could not be collated .*sample 0's value is a object"):
         stack_samples([{"image": torch.rand(2), "label": 0, "meta": object()}] * 2)
+
+
+def test_numpy_arrays_with_a_negative_stride_on_a_size_one_axis_take_the_per_sample_path():
+    # numpy calls such an array C-contiguous; torch.from_numpy refuses its negative stride.
+    flipped = np.random.default_rng(0).random((1, 4, 4), dtype=np.float32)[::-1]
+    assert flipped.flags.c_contiguous and flipped.strides[0] < 0
+    target = np.random.default_rng(1).random((1, 3), dtype=np.float32)[::-1]
+    samples = [(flipped, target), (torch.from_numpy(flipped.copy()), torch.from_numpy(target.copy()))]
+    stacked = stack_samples(samples)  # mixed types: the fast paths decline
+    assert torch.equal(stacked.x[0], torch.from_numpy(flipped.copy())) and torch.equal(stacked.x[0], stacked.x[1])
+    assert torch.equal(stacked.y[0], stacked.y[1])
