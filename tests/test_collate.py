@@ -518,3 +518,29 @@ class TestCopies:
         collate.prob = 0.5
         text = repr(collate)
         assert text.startswith("MixupCollate(alpha=0.3, cutmix_alpha=1.0") and "prob=0.5" in text and "seed=9" in text
+
+
+class TestCompile:
+    """A compiled model fed finished batches compiles once, and once more at most for a ragged last batch."""
+
+    def test_a_compiled_model_recompiles_at_most_once_more_for_a_ragged_last_batch(self):
+        import torch._dynamo
+
+        compiles = []
+
+        def counting_backend(graph, example_inputs):
+            compiles.append([tuple(t.shape) for t in example_inputs if isinstance(t, torch.Tensor)])
+            return graph.forward
+
+        torch._dynamo.reset()
+        model = torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3), torch.nn.Flatten(), torch.nn.LazyLinear(5))
+        model(torch.rand(2, 3, 8, 8))
+        compiled = torch.compile(model, backend=counting_backend)
+        data = TensorDataset(torch.randint(0, 256, (19, 3, 8, 8), dtype=torch.uint8), torch.arange(19) % 5)
+        collate = MixupCollate(cutmix_alpha=1.0, mean=0.5, std=0.25, device="cpu", seed=0)
+        for epoch in range(2):
+            collate.set_epoch(epoch)
+            for x, y_a, y_b, lam in DataLoader(data, batch_size=4, collate_fn=collate):
+                mixup_cross_entropy(compiled(x), y_a, y_b, lam).backward()
+        torch._dynamo.reset()
+        assert 1 <= len(compiles) <= 2, compiles
