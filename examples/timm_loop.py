@@ -110,7 +110,7 @@ def main(args: argparse.Namespace) -> dict:
     history = []
     for epoch in range(args.epochs):
         # train.py's --mixup-off-epoch toggle, as the diff changes it
-        if args.mixup_off_epoch and epoch >= args.mixup_off_epoch:
+        if args.mixup_off_epoch and epoch >= args.mixup_off_epoch:  # noqa: SIM102
             if hasattr(loader.collate_fn, "mixup_enabled"):  # train.py: the `elif` after its prefetcher's case
                 loader.collate_fn.mixup_enabled = False
         model.train()
