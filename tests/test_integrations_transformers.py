@@ -48,7 +48,7 @@ class Recording(MixupTrainer):
             return super().compute_loss(model, inputs, return_outputs, num_items_in_batch)
         batch = inputs.finish()
         loss, outputs = super().compute_loss(model, batch, True, num_items_in_batch)
-        drawn = {name: getattr(batch, name).detach().clone() for name in (*batch._fields, "perm")}
+        drawn = {name: getattr(batch, name).detach().clone() for name in {*batch._fields, "lam", "perm"}}
         computed = {"loss": loss.detach(), "logits": outputs.logits.detach()}
         self.steps.append({"epoch": self.mixup.epoch, **computed, **drawn})
         return (loss, outputs) if return_outputs else loss
