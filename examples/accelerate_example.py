@@ -5,13 +5,17 @@
     python examples/accelerate_example.py --cpu --epochs 3 --resume ckpt            # goes on where it stopped
     accelerate launch --num_processes 2 examples/accelerate_example.py --cpu --iterable
 
+The loop is accelerate's ``examples/complete_cv_example.py`` in miniature, with the change
+``examples/accelerate_cv.diff`` makes to it: dict samples, the normalisation ``(image - mean) / std``
+kept in the loop (mixing commutes with it), checkpoints resumed with ``skip_first_batches``.
 ``accelerator.prepare`` keeps the collate; its transfer only names the device, and the batch is mixed
-there when the loop unpacks it. The collate is registered for checkpointing, so a resumed run draws
-exactly what the uninterrupted run drew: ``skip_first_batches`` skips the batches already trained on
-without drawing for them. ``dispatch_batches=False`` lets every process load and mix its own batches;
-accelerate's default for an IterableDataset (rank 0 loads and concatenates everyone's batches) only
-handles plain tensors and fails with "Can only concatenate tensors" or "Can only find the batch size of
-tensors".
+there when the loop unpacks it. The collate is registered for checkpointing, and its epoch is set in
+every epoch but the one a checkpoint is resumed into (its stream goes on from the checkpoint), so a
+resumed run draws exactly what the uninterrupted run drew: ``skip_first_batches`` skips the batches
+already trained on without drawing for them. ``dispatch_batches=False`` lets every process load and mix
+its own batches; an IterableDataset needs it: accelerate's default for one (rank 0 loads and concatenates
+everyone's batches) only handles plain tensors and fails with "Can only concatenate tensors" or "Can
+only find the batch size of tensors".
 """
 
 from __future__ import annotations
@@ -84,16 +88,19 @@ def main(args: argparse.Namespace) -> dict:
             dispatch_batches=False, use_seedable_sampler=True, data_seed=args.seed
         ),
     )
-    torch.manual_seed(args.seed)
-    dataset = RowStream(args.samples) if args.iterable else Rows(args.samples)
-    collate = MixupCollate(alpha=0.4, seed=args.seed, device=accelerator.device)
-    loader = DataLoader(
-        dataset, batch_size=args.batch_size, shuffle=not args.iterable, num_workers=args.workers, collate_fn=collate
-    )
+    seed = args.seed
+    torch.manual_seed(seed)
+    train_dataset = RowStream(args.samples) if args.iterable else Rows(args.samples)
+    collate = MixupCollate(alpha=0.4, seed=seed, device=accelerator.device)
+    train_dataloader = DataLoader(
+        train_dataset, batch_size=args.batch_size, shuffle=not args.iterable, num_workers=args.workers,
+        collate_fn=collate,
+    )  # fmt: skip
     model = nn.Sequential(nn.Flatten(), nn.Linear(64, 32), nn.ReLU(), nn.Linear(32, 4))
+    mean, std = torch.tensor(0.3, device=accelerator.device), torch.tensor(0.2, device=accelerator.device)
     optimizer = torch.optim.SGD(model.parameters(), lr=0.2, momentum=0.9)
-    model, optimizer, loader = accelerator.prepare(model, optimizer, loader)
-    accelerator.register_for_checkpointing(collate)  # its random stream goes into save_state / load_state
+    model, optimizer, train_dataloader = accelerator.prepare(model, optimizer, train_dataloader)
+    accelerator.register_for_checkpointing(collate)
 
     first_epoch, done = 0, 0  # where to start: the epoch, and the steps of it already trained
     if args.resume:
@@ -103,26 +110,29 @@ def main(args: argparse.Namespace) -> dict:
 
     steps, history = 0, []
     for epoch in range(first_epoch, args.epochs):
-        loader.set_epoch(epoch)  # the shuffling
-        if done:  # the epoch we resume into: its stream is the checkpoint's, already past the trained batches
-            batches = accelerator.skip_first_batches(loader, done)
+        train_dataloader.set_epoch(epoch)  # the shuffling
+        if done:  # the epoch resumed into
+            active_dataloader = accelerator.skip_first_batches(train_dataloader, done)
         else:
-            collate.set_epoch(epoch)
-            batches = loader
-        for step, batch in enumerate(batches, start=done):
-            x, y_a, y_b, lam = batch  # mixed now, on accelerator.device
-            loss = mixup_cross_entropy(model(x), y_a, y_b, lam)
+            collate.set_epoch(epoch)  # not in the epoch resumed into: the checkpoint's stream goes on there
+            active_dataloader = train_dataloader
+        step = done
+        for image, y_a, y_b, lam in active_dataloader:  # mixed now, on accelerator.device
+            inputs = (image - mean) / std  # mixing commutes with this normalisation: it stays as it was
+            outputs = model(inputs)
+            loss = mixup_cross_entropy(outputs, y_a, y_b, lam)
             optimizer.zero_grad()
             accelerator.backward(loss)
             optimizer.step()
-            record = {"lam": lam.cpu(), "perm": batch.perm.cpu(), "index": batch.extras["index"].cpu()}
+            record = {"lam": lam.cpu(), "y_a": y_a.cpu(), "inputs": inputs.detach().cpu()}
             history.append({"epoch": epoch, "step": step, "loss": loss.item(), **record})
+            step += 1
             steps += 1
             if steps == args.stop_at:
                 if args.out:
                     accelerator.save_state(args.out)
                     if accelerator.is_main_process:
-                        progress = {"epoch": epoch, "step": step + 1}
+                        progress = {"epoch": epoch, "step": step}
                         (Path(args.out) / "progress.json").write_text(json.dumps(progress))
                 accelerator.wait_for_everyone()
                 return {"history": history, "stopped": True}

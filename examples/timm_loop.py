@@ -73,34 +73,46 @@ def get_args_parser() -> argparse.ArgumentParser:
     parser.add_argument("--mixup-off-epoch", type=int, default=0, help="turn mixup off from this epoch (0: never)")
     parser.add_argument("--smoothing", type=float, default=0.1)
     parser.add_argument("--reprob", type=float, default=0.25, help="random erasing probability")
+    parser.add_argument("--no-prefetcher", action="store_true", help="required: train.py's prefetcher expects uint8")
+    parser.add_argument("--aug-splits", type=int, default=0, help="AugMix splits: not supported with MixupCollate")
     parser.add_argument("--seed", type=int, default=0)
     return parser
 
 
 def main(args: argparse.Namespace) -> dict:
+    # train.py's checks as the diff adds them, before anything is built.
+    # fmt: off
+    args.prefetcher = not args.no_prefetcher
+    if (args.mixup > 0 or args.cutmix > 0. or args.cutmix_minmax) and (
+            args.prefetcher or args.aug_splits or args.mixup_mode not in ('batch', 'elem')):
+        raise SystemExit('MixupCollate: pass --no-prefetcher, no --aug-splits, --mixup-mode batch or elem')
+    # fmt: on
     torch.manual_seed(args.seed)
     device = torch.device(args.device)
     model = create_model(args.model, num_classes=4).to(device)
     args.num_classes = model.num_classes  # as train.py sets it
 
     # What timm_train.diff puts in place of Mixup / FastCollateMixup (the same call).
+    # fmt: off
     collate_fn = MixupCollate(
         args.mixup, cutmix_alpha=args.cutmix, cutmix_minmax=args.cutmix_minmax, prob=args.mixup_prob,
-        switch_prob=args.mixup_switch_prob, per_sample=args.mixup_mode != 'batch', soft_targets=True,
-        num_classes=args.num_classes, label_smoothing=args.smoothing, device=device)  # fmt: skip
+        switch_prob=args.mixup_switch_prob, per_sample=args.mixup_mode == 'elem', soft_targets=True,
+        num_classes=args.num_classes, label_smoothing=args.smoothing, fold=False, seed=args.seed, device=device)
     loader = create_loader(
         Tints(args.samples, seed=args.seed), input_size=(3, args.img_size, args.img_size),
         batch_size=args.batch_size, is_training=True, use_prefetcher=False, re_prob=args.reprob,
         num_workers=args.workers, collate_fn=collate_fn, device=device,
-    )  # fmt: skip
+    )
+    # fmt: on
     train_loss_fn = SoftTargetCrossEntropy().to(device)
     optimizer = torch.optim.SGD(model.parameters(), lr=args.lr, momentum=0.9)
 
     history = []
     for epoch in range(args.epochs):
         # train.py's --mixup-off-epoch toggle, as the diff changes it
-        if args.mixup_off_epoch and epoch >= args.mixup_off_epoch and hasattr(loader.collate_fn, "mixup_enabled"):
-            loader.collate_fn.mixup_enabled = False
+        if args.mixup_off_epoch and epoch >= args.mixup_off_epoch:  # noqa: SIM102
+            if hasattr(loader.collate_fn, "mixup_enabled"):  # train.py: the `elif` after its prefetcher's case
+                loader.collate_fn.mixup_enabled = False
         model.train()
         losses, mixed = [], []
         for input, target in loader:  # as train.py: (input, target), target dense (B, num_classes)

@@ -13,7 +13,8 @@ from integration_support import EXAMPLES, global_state_kept, load_example
 from mixup_collate import MixupCollate
 
 # The README's "Use with ..." section quotes these counts (added + removed lines of each patch).
-CHANGED_LINES = {"torchvision_train.diff": 14, "timm_train.diff": 16}
+CHANGED_LINES = {"torchvision_train.diff": 14, "timm_train.diff": 17, "accelerate_cv.diff": 14}
+README = EXAMPLES.parent / "README.md"
 
 
 @pytest.fixture(autouse=True)
@@ -51,11 +52,11 @@ def test_torchvision_recipe_without_mixing_keeps_default_collate():
     assert result["collate_fn"] is torch.utils.data.default_collate
 
 
-def timm_loop(workers):
+def timm_loop(workers, *extra):
     module = load_example("timm_loop")
     argv = ["--model", "test_resnet", "--device", "cpu", "--samples", "16", "-b", "8", "-j", str(workers)]
     argv += ["--epochs", "2", "--mixup-off-epoch", "1", "--mixup", "0.4", "--cutmix", "1.0", "--reprob", "0.5"]
-    return module.main(module.get_args_parser().parse_args(argv))
+    return module.main(module.get_args_parser().parse_args([*argv, "--no-prefetcher", *extra]))
 
 
 @pytest.mark.parametrize("workers", [0, pytest.param(2, marks=pytest.mark.slow)])
@@ -65,6 +66,31 @@ def test_timm_loop_mixes_until_the_off_epoch_even_with_persistent_workers(worker
     assert [h["mixed_batches"] for h in result["history"]] == [2, 0]
     assert result["collate_fn"].mixup_enabled is False
     assert all(math.isfinite(h["loss"]) for h in result["history"])
+
+
+def test_timm_patch_draws_timms_unfolded_lam_one_per_batch_by_default():
+    collate = timm_loop(0, "--epochs", "1")["collate_fn"]
+    assert (collate.fold, collate.per_sample, collate.seed) == (False, False, 0)  # --mixup-mode batch, timm's default
+    assert timm_loop(0, "--epochs", "1", "--mixup-mode", "elem")["collate_fn"].per_sample
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [["--mixup-mode", "pair"], ["--mixup-mode", "half"], ["--aug-splits", "2"]],
+    ids=["pair", "half", "aug-splits"],
+)
+def test_timm_patch_refuses_what_it_cannot_reproduce_before_building_anything(argv, monkeypatch):
+    module = load_example("timm_loop")
+    monkeypatch.setattr(module, "create_model", lambda *a, **k: pytest.fail("built a model before refusing"))
+    with pytest.raises(SystemExit, match="MixupCollate: pass --no-prefetcher, no --aug-splits"):
+        module.main(module.get_args_parser().parse_args(["--no-prefetcher", *argv]))
+
+
+def test_timm_patch_refuses_the_prefetcher_before_building_anything(monkeypatch):
+    module = load_example("timm_loop")
+    monkeypatch.setattr(module, "create_model", lambda *a, **k: pytest.fail("built a model before refusing"))
+    with pytest.raises(SystemExit, match="--no-prefetcher"):
+        module.main(module.get_args_parser().parse_args([]))
 
 
 def hunks(diff_text):
@@ -94,13 +120,63 @@ def test_each_patch_is_a_well_formed_unified_diff_of_the_counted_size(name):
 
 
 @pytest.mark.parametrize(
-    ("diff", "example"), [("torchvision_train.diff", "torchvision_recipe.py"), ("timm_train.diff", "timm_loop.py")]
+    ("diff", "example"),
+    [
+        ("torchvision_train.diff", "torchvision_recipe.py"),
+        ("timm_train.diff", "timm_loop.py"),
+        ("accelerate_cv.diff", "accelerate_example.py"),
+    ],
 )
 def test_the_runnable_example_makes_the_same_call_as_the_patch(diff, example):
     added = [line[1:] for line in (EXAMPLES / diff).read_text().splitlines() if line.startswith("+ ")]
     patch_call = balanced_call(added)
     example_call = balanced_call((EXAMPLES / example).read_text().splitlines())
     assert patch_call == example_call
+
+
+def code(line):
+    """A line without its indentation and trailing comment, in double quotes, an ``elif`` as an ``if``."""
+    return re.sub(r"\s+#.*$", "", line).strip().replace("'", '"').removeprefix("el")
+
+
+@pytest.mark.parametrize(
+    ("diff", "example"), [("accelerate_cv.diff", "accelerate_example.py"), ("timm_train.diff", "timm_loop.py")]
+)
+def test_the_runnable_example_has_the_patchs_added_lines_in_order(diff, example):
+    """The statements the patch adds (but the DataLoader call and the MixupCollate call, compared above) run in the
+    example in the same order: the resume guard around ``set_epoch``, the refusals, the loop."""
+    added = [line[1:] for line in (EXAMPLES / diff).read_text().splitlines() if line.startswith("+ ")]
+    wanted = [code(line) for line in outside_the_call(added) if "DataLoader(" not in line and "import" not in line]
+    lines = [code(line) for line in (EXAMPLES / example).read_text().splitlines()]
+    position = 0
+    for line in wanted:
+        assert line in lines[position:], f"{example} lacks, after line {position}: {line}"
+        position = lines.index(line, position) + 1
+
+
+@pytest.mark.parametrize("name", sorted(CHANGED_LINES))
+def test_the_readme_prints_each_patch_as_it_is_with_its_count(name):
+    text = (EXAMPLES / name).read_text()
+    readme = README.read_text()
+    blank_context_kept = "\n".join(line.rstrip() for line in text.splitlines())  # a blank context line is " "
+    assert f"```diff\n{blank_context_kept}\n```" in readme
+    added = sum(line.startswith("+") and not line.startswith("+++") for line in text.splitlines())
+    removed = sum(line.startswith("-") and not line.startswith("---") for line in text.splitlines())
+    assert f"`examples/{name}`, {added + removed} lines: +{added} -{removed}" in readme
+
+
+def outside_the_call(lines):
+    """``lines`` without those of the first ``MixupCollate(...)`` call."""
+    kept, depth, inside = [], 0, False
+    for line in lines:
+        if not inside and "MixupCollate(" in line and "import" not in line:
+            inside = True
+        if inside:
+            depth += line.count("(") - line.count(")")
+            inside = depth > 0
+        else:
+            kept.append(line)
+    return kept
 
 
 def balanced_call(lines):

@@ -41,8 +41,8 @@ def test_a_resumed_run_draws_what_the_uninterrupted_run_drew(tmp_path, data):
     assert stopped["stopped"] and len(full) == 8 and len(resumed) == 5
     for before, after in zip(full[3:], resumed):
         assert (before["epoch"], before["step"]) == (after["epoch"], after["step"])
-        assert torch.equal(before["index"], after["index"])  # the same samples (skipped, not re-drawn)
-        assert torch.equal(before["lam"], after["lam"]) and torch.equal(before["perm"], after["perm"])
+        assert torch.equal(before["y_a"], after["y_a"])  # the same samples (skipped, not re-drawn)
+        assert torch.equal(before["lam"], after["lam"]) and torch.equal(before["inputs"], after["inputs"])
     assert resumed[-1]["loss"] == pytest.approx(full[-1]["loss"], rel=1e-5)
 
 
