@@ -24,17 +24,34 @@ def smoothed_one_hot(y, num_classes, ignore_index=-100, smoothing=0.0):
     return ((1 - smoothing) * hit + smoothing / num_classes) * kept
 
 
+def lam_over(lam, shape):
+    """``lam`` (a scalar, ``(B,)`` or ``(B, *D)``) in float64, with 1s inserted after ``B`` so that its ``*D``
+    lines up with the last dimensions of a ``(B, ...)`` tensor of ``shape``: the weight of every element."""
+    lam = torch.as_tensor(lam, dtype=torch.float64)
+    if lam.ndim == 0:
+        lam = lam.repeat(shape[0])
+    while lam.ndim < len(shape):
+        lam = lam.unsqueeze(1)
+    return lam
+
+
+def mix_reference(y_a, y_b, lam):
+    """``lam * y_a + (1 - lam) * y_b`` element by element in float64, ``lam`` aligned as :func:`lam_over` does."""
+    w = lam_over(lam, y_a.shape)
+    return w * y_a.double() + (1 - w) * y_b.double()
+
+
 def mixed_cross_entropy_reference(
     logits, y_a, y_b, lam, *, weight=None, ignore_index=-100, label_smoothing=0.0, reduction="mean", log_probs=False
 ):
     """Cross-entropy against ``lam * t(y_a) + (1 - lam) * t(y_b)``, ``t`` the smoothed one-hot, in float64.
 
-    ``"mean"`` divides the sum by the class weight the mixed unsmoothed one-hot targets carry,
+    ``lam`` is a scalar, ``(B,)`` or per element ``(B, *D)`` for ``(B, C, *D)`` logits. ``"mean"`` divides the
+    sum by the class weight the mixed unsmoothed one-hot targets carry,
     ``sum_n lam_n w[y_a] [y_a kept] + (1 - lam_n) w[y_b] [y_b kept]`` (PyTorch's weighted mean when lam = 1).
     """
     num_classes = logits.shape[1]
-    lam = torch.as_tensor(lam, dtype=torch.float64).expand(y_a.shape[0])
-    lam = lam.reshape(-1, 1, *([1] * (y_a.ndim - 1)))
+    lam = lam_over(lam, y_a.shape).unsqueeze(1)  # (B, 1, *D): the same weight for every class
     target = lam * smoothed_one_hot(y_a, num_classes, ignore_index, label_smoothing)
     target = target + (1 - lam) * smoothed_one_hot(y_b, num_classes, ignore_index, label_smoothing)
     per_element = soft_target_cross_entropy(logits, target, weight, log_probs)
