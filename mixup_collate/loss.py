@@ -105,11 +105,8 @@ def _unpack_target(y_a: object, y_b: object, lam: object) -> tuple[Tensor, Tenso
         return y_a, None, None
     if not isinstance(y_b, Tensor):
         raise TypeError(f"y_b must be a Tensor like y_a, got {type(y_b).__name__}")
-    if (
-        not isinstance(lam, (Tensor, numbers.Real))
-        or isinstance(lam, bool)
-        or (isinstance(lam, Tensor) and lam.is_complex())
-    ):
+    real = not lam.is_complex() if isinstance(lam, Tensor) else isinstance(lam, numbers.Real)
+    if not real or isinstance(lam, bool):
         got = f"{lam.dtype} tensor" if isinstance(lam, Tensor) else type(lam).__name__
         raise TypeError(f"lam must be a real Tensor ((B,) or (B, *D)) or a number, got {got}")
     if y_b.shape != y_a.shape:

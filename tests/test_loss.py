@@ -240,6 +240,7 @@ class TestArguments:
             (lambda x, y: mixup_cross_entropy(x, y, y[:2], 0.5), ValueError, "y_b has"),
             (lambda x, y: mixup_cross_entropy(x, y, x[:, 0], 0.5), ValueError, "both class indices or both float"),
             (lambda x, y: mixup_cross_entropy(x, x[:, :2]), ValueError, "must match logits"),
+            (lambda x, y: mixup_cross_entropy(x, x.to("meta")), ValueError, "float targets are on meta"),
             (lambda x, y: mixup_cross_entropy(x, y, y, "0.5"), TypeError, "lam must be"),
             (lambda x, y: mixup_cross_entropy(x, y, y, torch.ones(4, dtype=torch.cfloat)), TypeError, "lam must be"),
             (lambda x, y: MixupLoss(3), TypeError, "criterion must be"),
@@ -744,8 +745,13 @@ class TestPrecision:
 
 
 class TestCompile:
-    """torch.compile(fullgraph=True) traces the loss as one graph, with the eager numbers; eager keeps its checks."""
+    """torch.compile(fullgraph=True) traces the loss as one graph, with the eager numbers; eager keeps its checks.
 
+    One compiled call: with a cold inductor cache it compiles C++ kernels in worker processes (tens of CPU
+    seconds on two cores), hence ``slow``.
+    """
+
+    @pytest.mark.slow
     def test_fullgraph_inductor_on_the_cpu_gives_the_eager_loss(self):
         logits, y_a, y_b, _ = labelled_batch((2, 5, 4, 3), ignore_index=255)
         lam = torch.rand(2, 4, 3, dtype=torch.float64)
