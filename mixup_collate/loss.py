@@ -300,10 +300,11 @@ def mixup_cross_entropy(
 
     which is exactly ``F.cross_entropy``'s (weighted) mean when ``lam = 1``; and where every ``lam_n`` is 0 or 1
     (a batch cut by CutMix only) the whole loss, in every reduction, is
-    ``F.cross_entropy(logits, torch.where(lam == 1, y_a, y_b), ...)`` with the same arguments. Void labels such
-    as 255 are fine when they are ``ignore_index``. Other indices outside ``0..C-1`` raise a ``ValueError``
-    when the logits are on the CPU in eager mode; on an accelerator or under ``torch.compile`` they are not
-    checked (that needs the values on the host) and the gather fails on the device.
+    ``F.cross_entropy(logits, torch.where(lam == 1, y_a, y_b), ...)`` with the same arguments (a target of
+    weight 0 counts nothing, even where its log-probability is ``-inf``). Void labels such as 255 are fine
+    when they are ``ignore_index``. Other indices outside ``0..C-1`` raise a ``ValueError`` when the logits
+    are on the CPU in eager mode; on an accelerator or under ``torch.compile`` they are not checked (that
+    needs the values on the host) and the gather fails on the device.
 
     Float targets (one-hot, soft, multi-label or per-pixel probabilities shaped like ``logits``): exactly
     ``F.cross_entropy(logits, lam * y_a + (1 - lam) * y_b, weight=weight, label_smoothing=label_smoothing)``,
