@@ -333,3 +333,51 @@ class TestTorchvisionUint8Recipe:
 
 
 TRAIN_PY, PRESETS_PY = "references/classification/train.py", "references/classification/presets.py"
+
+
+def ignite_diffs():
+    """The README's two ignite diffs (soft targets, the 4-tuple) and the counts its heading gives them."""
+    section = README.read_text().split("### PyTorch Ignite", 1)[1].split("\n### ", 1)[0]
+    blocks = re.findall(r"```diff\n(.*?)\n```", section, flags=re.S)
+    counts = re.search(r"soft targets (\d+) lines: \+(\d+) -(\d+), the 4-tuple (\d+) lines: \+(\d+) -(\d+)", section)
+    return [block.splitlines() for block in blocks], [tuple(map(int, counts.groups()[i : i + 3])) for i in (0, 3)]
+
+
+class TestIgniteDiffs:
+    """The README's ignite diffs are fragments of a user's script: the lines they keep and add are in the example."""
+
+    def test_the_heading_counts_each_diffs_changed_lines(self):
+        blocks, counts = ignite_diffs()
+        assert len(blocks) == 2
+        for lines, (total, added, removed) in zip(blocks, counts):
+            assert all(line[:1] in " +-" for line in lines)
+            assert (sum(line[:1] == "+" for line in lines), sum(line[:1] == "-" for line in lines)) == (added, removed)
+            assert added + removed == total
+
+    @pytest.mark.parametrize("form", [0, 1], ids=["soft-targets", "pairs"])
+    def test_the_example_has_the_diffs_kept_and_added_lines_in_order(self, form):
+        """Imports aside, every line the diff keeps or adds is in ``examples/ignite_example.py`` in that order (the
+        loader's other arguments aside: its ``collate_fn=collate`` is checked)."""
+        lines = ignite_diffs()[0][form]
+        example_text = (EXAMPLES / "ignite_example.py").read_text()
+        example = [code(line) for line in example_text.splitlines()]
+        wanted = [code(line[1:]) for line in lines if line[:1] in " +" and "import" not in line]
+        position = 0
+        for line in wanted:
+            loader = "DataLoader(" in line
+            if loader:
+                assert "collate_fn=collate" in line
+                line = "train_loader = DataLoader("
+            assert line in example[position:], f"ignite_example.py lacks, after line {position}: {line}"
+            position = example.index(line, position) + 1
+            if loader:
+                call = balanced_call(example_text.splitlines()[position - 1 :], "DataLoader(")
+                assert "collate_fn=collate" in call
+
+    def test_the_example_imports_what_the_diffs_add(self):
+        example = (EXAMPLES / "ignite_example.py").read_text()
+        for lines in ignite_diffs()[0]:
+            for line in lines:
+                if line.startswith("+") and "import" in line:
+                    names = line.split(" import ", 1)[1].split(", ")
+                    assert all(re.search(rf"from mixup_collate import .*\b{name}\b", example) for name in names)
