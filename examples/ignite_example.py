@@ -38,12 +38,6 @@ def stripes(n: int, seed: int) -> TensorDataset:
     return TensorDataset(images, labels)
 
 
-def prepare_batch(batch, device, non_blocking):
-    """The 4-tuple for ignite: the model gets ``x``, the loss the target as one ``(y_a, y_b, lam)`` triple."""
-    x, y_a, y_b, lam = batch
-    return x, (y_a, y_b, lam)
-
-
 def get_args_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description="mixup-collate with PyTorch Ignite")
     parser.add_argument("--epochs", type=int, default=3)
@@ -53,27 +47,36 @@ def get_args_parser() -> argparse.ArgumentParser:
     parser.add_argument("--pairs", action="store_true", help="(x, y_a, y_b, lam) batches and MixupLoss")
     parser.add_argument("--out", default=None, help="save a checkpoint here at every epoch's end")
     parser.add_argument("--resume", default=None, help="a checkpoint file written with --out")
-    parser.add_argument("--seed", type=int, default=0)
     return parser
 
 
 def build(args: argparse.Namespace) -> dict:
-    """The trainer, its loader and collate, the evaluator, and what a checkpoint holds."""
-    torch.manual_seed(args.seed)
+    """The trainer, its loader and collate, the evaluator, and what a checkpoint holds, in the README diffs' order."""
+    torch.manual_seed(0)
     device = torch.device("cpu")
-    model = nn.Sequential(nn.Flatten(), nn.Linear(64, 32), nn.ReLU(), nn.Linear(32, CLASSES))
+    num_classes, train_set = CLASSES, stripes(args.samples, 0)
+    model = nn.Sequential(nn.Flatten(), nn.Linear(64, 32), nn.ReLU(), nn.Linear(32, num_classes))
     optimizer = torch.optim.SGD(model.parameters(), lr=0.2, momentum=0.9)
     if args.pairs:
-        collate = MixupCollate(alpha=0.4, seed=args.seed, device=device)
-        criterion = MixupLoss(nn.CrossEntropyLoss())
-        trainer = create_supervised_trainer(model, optimizer, criterion, device=device, prepare_batch=prepare_batch)
+        collate = MixupCollate(alpha=0.4, seed=0, device=device)
     else:
-        collate = MixupCollate(alpha=0.4, soft_targets=True, num_classes=CLASSES, seed=args.seed, device=device)
-        trainer = create_supervised_trainer(model, optimizer, nn.CrossEntropyLoss(), device=device)
+        collate = MixupCollate(alpha=0.4, soft_targets=True, num_classes=num_classes, seed=0, device=device)
     train_loader = DataLoader(
-        stripes(args.samples, args.seed), batch_size=args.batch_size, shuffle=True, num_workers=args.workers,
-        collate_fn=collate, generator=torch.Generator().manual_seed(args.seed),
+        train_set, batch_size=args.batch_size, shuffle=True, collate_fn=collate, num_workers=args.workers,
+        generator=torch.Generator().manual_seed(0),
     )  # fmt: skip
+    if args.pairs:
+
+        def prepare_batch(batch, device, non_blocking):
+            """The 4-tuple for ignite: the model gets ``x``, the loss the target as one ``(y_a, y_b, lam)`` triple."""
+            x, y_a, y_b, lam = batch
+            return x, (y_a, y_b, lam)
+
+        trainer = create_supervised_trainer(
+            model, optimizer, MixupLoss(nn.CrossEntropyLoss()), device=device, prepare_batch=prepare_batch
+        )
+    else:
+        trainer = create_supervised_trainer(model, optimizer, nn.CrossEntropyLoss(), device=device)
 
     @trainer.on(Events.EPOCH_STARTED)
     def start_epoch(engine):
@@ -81,9 +84,9 @@ def build(args: argparse.Namespace) -> dict:
 
     to_save = {"model": model, "optimizer": optimizer, "trainer": trainer, "mixup": collate}
     if args.out:
-        checkpoint = Checkpoint(to_save, DiskSaver(args.out, require_empty=False), n_saved=None)
-        trainer.add_event_handler(Events.EPOCH_COMPLETED, checkpoint)
-    val_loader = DataLoader(stripes(args.samples // 4, args.seed + 1), batch_size=args.batch_size)
+        out_dir = args.out
+        trainer.add_event_handler(Events.EPOCH_COMPLETED, Checkpoint(to_save, DiskSaver(out_dir), n_saved=None))
+    val_loader = DataLoader(stripes(args.samples // 4, 1), batch_size=args.batch_size)
     evaluator = create_supervised_evaluator(model, metrics={"accuracy": Accuracy()}, device=device)
     return {"trainer": trainer, "train_loader": train_loader, "collate": collate, "to_save": to_save,
             "evaluator": evaluator, "val_loader": val_loader}  # fmt: skip

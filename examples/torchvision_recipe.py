@@ -8,6 +8,11 @@ same ``for image, target in data_loader`` loop, ``nn.CrossEntropyLoss(label_smoo
 torchvision model, on generated pictures instead of ImageNet. With ``soft_targets=True`` the batches
 unpack as ``(image, target)`` with dense ``(B, num_classes)`` targets, which the criterion (and its
 label smoothing) takes as they are, so the loop is untouched.
+
+``--uint8-presets`` adds what ``examples/torchvision_presets.diff`` does on top: the training preset stops at
+``uint8`` (no ``ToDtype``/``Normalize``; random erasing fills with the mean colour in ``[0, 255]`` units), the
+collate normalises on the device with the preset's ``mean``/``std`` (also with mixing off) and the
+evaluation preset and loader stay as they are.
 """
 
 from __future__ import annotations
@@ -44,14 +49,20 @@ class Stripes(Dataset):
         return self.transform(self.images[i]), self.targets[i]
 
 
-def presets(train: bool, size: int, random_erase: float) -> v2.Transform:
-    """The recipe's preset pipeline in miniature: flip, float, normalise, random erasing (train only)."""
+def presets(train: bool, size: int, random_erase: float, uint8: bool = False) -> v2.Transform:
+    """The recipe's preset pipeline in miniature: flip, float, normalise, random erasing (train only).
+
+    ``uint8``: the training preset as ``torchvision_presets.diff`` leaves it, ``(3, size, size)`` uint8 with
+    no ``ToDtype``/``Normalize`` and random erasing to the mean colour (``RandomErasing`` writes ``value``
+    into the image as it is, so for uint8 it is in ``[0, 255]``, rounded here: a float would be truncated).
+    """
+    mean, std = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
     steps = [v2.RandomHorizontalFlip()] if train else []
-    steps += [
-        v2.ToDtype(torch.float32, scale=True),
-        v2.Normalize(mean=[0.485, 0.456, 0.406], std=[0.229, 0.224, 0.225]),
-    ]
-    if train and random_erase > 0:
+    if not (train and uint8):
+        steps += [v2.ToDtype(torch.float32, scale=True), v2.Normalize(mean=mean, std=std)]
+    if train and random_erase > 0 and uint8:
+        steps.append(v2.RandomErasing(p=random_erase, value=[round(255 * m) for m in mean]))
+    elif train and random_erase > 0:
         steps.append(v2.RandomErasing(p=random_erase))
     return v2.Compose([v2.Resize(size, antialias=True), *steps])
 
@@ -108,19 +119,31 @@ def get_args_parser() -> argparse.ArgumentParser:
     parser.add_argument("--samples", default=512, type=int, help="generated training pictures (+25%% validate)")
     parser.add_argument("--print-freq", default=10, type=int)
     parser.add_argument("--seed", default=0, type=int)
+    parser.add_argument("--uint8-presets", action="store_true", help="with examples/torchvision_presets.diff")
     return parser
 
 
-def main(args: argparse.Namespace) -> dict:
-    torch.manual_seed(args.seed)
-    device = torch.device(args.device)
+def loaders(args: argparse.Namespace, device: torch.device) -> dict:
+    """The datasets, the training and evaluation loaders and the training collate, as ``load_data`` and ``main``."""
     size, classes = args.train_crop_size, 4
-    dataset = Stripes(args.samples, size, classes, presets(True, size, args.random_erase), seed=args.seed)
+    train_preset = presets(True, size, args.random_erase, uint8=args.uint8_presets)
+    dataset = Stripes(args.samples, size, classes, train_preset, seed=args.seed)
     dataset_test = Stripes(args.samples // 4, size, classes, presets(False, size, 0.0), seed=args.seed + 1)
 
     num_classes = len(dataset.classes)
+    # torchvision_presets.diff on top: the collate normalises the uint8 images, mixing or not.
+    if args.uint8_presets and (args.mixup_alpha > 0 or args.cutmix_alpha > 0):
+        collate_fn = MixupCollate(
+            args.mixup_alpha, cutmix_alpha=args.cutmix_alpha, soft_targets=True, num_classes=num_classes, device=device,
+            mean=(0.485, 0.456, 0.406), std=(0.229, 0.224, 0.225),
+        )  # fmt: skip
+    elif args.uint8_presets:
+        collate_fn = MixupCollate(
+            enabled=False, soft_targets=True, num_classes=num_classes, device=device,
+            mean=(0.485, 0.456, 0.406), std=(0.229, 0.224, 0.225),
+        )  # fmt: skip
     # The change torchvision_train.diff makes: MixupCollate instead of mixup/cutmix after default_collate.
-    if args.mixup_alpha > 0 or args.cutmix_alpha > 0:
+    elif args.mixup_alpha > 0 or args.cutmix_alpha > 0:
         collate_fn = MixupCollate(
             args.mixup_alpha, cutmix_alpha=args.cutmix_alpha, soft_targets=True, num_classes=num_classes, device=device
         )
@@ -133,15 +156,24 @@ def main(args: argparse.Namespace) -> dict:
         collate_fn=collate_fn,
     )  # fmt: skip
     data_loader_test = DataLoader(dataset_test, batch_size=args.batch_size, num_workers=args.workers)
+    return {"dataset": dataset, "dataset_test": dataset_test, "data_loader": data_loader,
+            "data_loader_test": data_loader_test, "collate_fn": collate_fn, "num_classes": num_classes}  # fmt: skip
 
-    model = torchvision.models.get_model(args.model, weights=None, num_classes=num_classes).to(device)
+
+def main(args: argparse.Namespace) -> dict:
+    torch.manual_seed(args.seed)
+    device = torch.device(args.device)
+    data = loaders(args, device)
+
+    model = torchvision.models.get_model(args.model, weights=None, num_classes=data["num_classes"]).to(device)
     criterion = nn.CrossEntropyLoss(label_smoothing=args.label_smoothing)
     optimizer = torch.optim.SGD(model.parameters(), lr=args.lr, momentum=0.9, weight_decay=1e-4)
 
     losses = []
     for epoch in range(args.epochs):
-        losses += train_one_epoch(model, criterion, optimizer, data_loader, device, epoch, args)
-    return {"losses": losses, "acc1": evaluate(model, criterion, data_loader_test, device), "collate_fn": collate_fn}
+        losses += train_one_epoch(model, criterion, optimizer, data["data_loader"], device, epoch, args)
+    acc1 = evaluate(model, criterion, data["data_loader_test"], device)
+    return {"losses": losses, "acc1": acc1, "collate_fn": data["collate_fn"]}
 
 
 if __name__ == "__main__":

@@ -9,11 +9,18 @@ import re
 import pytest
 import torch
 from integration_support import EXAMPLES, global_state_kept, load_example
+from oracles import mixup_reference
+from torch.utils.data import default_collate
 
 from mixup_collate import MixupCollate
 
 # The README's "Use with ..." section quotes these counts (added + removed lines of each patch).
-CHANGED_LINES = {"torchvision_train.diff": 14, "timm_train.diff": 17, "accelerate_cv.diff": 14}
+CHANGED_LINES = {
+    "torchvision_train.diff": 14,
+    "torchvision_presets.diff": 16,
+    "timm_train.diff": 17,
+    "accelerate_cv.diff": 14,
+}
 README = EXAMPLES.parent / "README.md"
 
 
@@ -130,8 +137,7 @@ def test_each_patch_is_a_well_formed_unified_diff_of_the_counted_size(name):
 def test_the_runnable_example_makes_the_same_call_as_the_patch(diff, example):
     added = [line[1:] for line in (EXAMPLES / diff).read_text().splitlines() if line.startswith("+ ")]
     patch_call = balanced_call(added)
-    example_call = balanced_call((EXAMPLES / example).read_text().splitlines())
-    assert patch_call == example_call
+    assert patch_call in balanced_calls((EXAMPLES / example).read_text().splitlines())
 
 
 def code(line):
@@ -179,13 +185,199 @@ def outside_the_call(lines):
     return kept
 
 
-def balanced_call(lines):
+def balanced_call(lines, name="MixupCollate("):
     """The text of the first ``MixupCollate(...)`` call in ``lines``, without whitespace or comments."""
+    return balanced_calls(lines, name)[0]
+
+
+def balanced_calls(lines, name="MixupCollate("):
+    """The texts of every ``name...)`` call in ``lines``, without whitespace or comments, in order."""
     text = "".join(re.sub(r"\s+|#.*$", "", line) for line in lines)
-    start = text.index("MixupCollate(")
-    depth = 0
-    for end in range(start, len(text)):
-        depth += {"(": 1, ")": -1}.get(text[end], 0)
-        if depth == 0 and text[end] == ")":
-            return text[start : end + 1]
-    raise AssertionError("unbalanced MixupCollate( call")
+    calls, start = [], text.find(name)
+    while start >= 0:
+        depth = 0
+        for end in range(start, len(text)):
+            depth += {"(": 1, ")": -1}.get(text[end], 0)
+            if depth == 0 and text[end] == ")":
+                calls.append(text[start : end + 1])
+                break
+        else:
+            raise AssertionError(f"unbalanced {name} call")
+        start = text.find(name, end)
+    assert calls, f"no {name} call"
+    return calls
+
+
+def hunks_by_file(diff_text):
+    """``{path: [(old_start, new_start, lines), ...]}`` of a unified diff of one or more files."""
+    files, path = {}, None
+    for line in diff_text.splitlines():
+        if line.startswith("+++ b/"):
+            path = line.removeprefix("+++ b/")
+            files[path] = []
+        elif line.startswith("--- a/"):
+            continue
+        elif header := re.match(r"@@ -(\d+),\d+ \+(\d+),\d+ @@", line):
+            files[path].append((int(header[1]), int(header[2]), []))
+        elif files.get(path):
+            files[path][-1][2].append(line)
+    return files
+
+
+def side(lines, kept):
+    """The old (``kept="-"``) or new (``kept="+"``) side of a hunk's lines, without their prefixes."""
+    return [line[1:] for line in lines if line[:1] in (" ", kept)]
+
+
+PRESETS_DIFF = "torchvision_presets.diff"
+MEAN = torch.tensor([0.485, 0.456, 0.406], dtype=torch.float64).view(3, 1, 1)
+STD = torch.tensor([0.229, 0.224, 0.225], dtype=torch.float64).view(3, 1, 1)
+
+
+def recipe_data(*argv):
+    """The miniature recipe's datasets, loaders and collate, as its ``main`` builds them (CPU, 8 samples)."""
+    module = load_example("torchvision_recipe")
+    args = module.get_args_parser().parse_args(["--samples", "8", "-b", "8", "-j", "0", *argv])
+    return module.loaders(args, torch.device("cpu"))
+
+
+def through_both_presets(data, random_erase):
+    """Each training picture through the patched (uint8) preset and the unpatched float one, with the same draws."""
+    module = load_example("torchvision_recipe")
+    float_preset = module.presets(True, 32, random_erase)
+    patched, unpatched = [], []
+    for i, image in enumerate(data["dataset"].images):
+        torch.manual_seed(i)
+        patched.append(data["dataset"][i])
+        torch.manual_seed(i)
+        unpatched.append(float_preset(image))
+    return patched, torch.stack(unpatched).double()
+
+
+class TestTorchvisionUint8Recipe:
+    """``torchvision_presets.diff``: uint8 up to the collate, normalised there as the float preset would, erasing to
+    the mean colour, evaluation as it was (``examples/torchvision_recipe.py --uint8-presets``)."""
+
+    def test_samples_stay_uint8_until_the_collate_which_returns_float32_on_the_device(self, monkeypatch):
+        reached = []
+        original = MixupCollate.__call__
+
+        def spy(self, samples):
+            reached.extend(image.dtype for image, _ in samples)
+            return original(self, samples)
+
+        monkeypatch.setattr(MixupCollate, "__call__", spy)
+        data = recipe_data("--uint8-presets", "--mixup-alpha", "0.2", "--cutmix-alpha", "1.0", "--random-erase", "0.5")
+        image, target = next(iter(data["data_loader"]))
+        assert reached == [torch.uint8] * 8
+        assert (image.dtype, image.device, target.shape) == (torch.float32, torch.device("cpu"), (8, 4))
+
+    def test_the_mixed_batch_is_the_float_presets_pictures_mixed_in_float64(self):
+        data = recipe_data("--uint8-presets", "--mixup-alpha", "0.4")
+        patched, unpatched = through_both_presets(data, random_erase=0.0)
+        batch = data["collate_fn"](patched)
+        image, _ = batch
+        assert bool((batch.lam < 1).any())
+        torch.testing.assert_close(image.double(), mixup_reference(unpatched, batch.perm, batch.lam), rtol=0, atol=1e-5)
+
+    def test_random_erasing_fills_with_the_mean_colour_so_it_is_zero_after_normalisation(self):
+        """The unpatched preset erases to 0 after ``Normalize`` (the mean colour); the uint8 one must erase to the
+        mean in [0, 255] units, off by at most half a grey level, not to black (about -2 after normalisation)."""
+        data = recipe_data("--uint8-presets", "--random-erase", "1.0")
+        patched, unpatched = through_both_presets(data, random_erase=1.0)
+        image, target = data["collate_fn"](patched)  # mixing off: normalised only
+        erased = unpatched == 0
+        assert bool(erased.any()) and bool((~erased).any())
+        half_level = (0.5 / 255 / STD).expand_as(unpatched)
+        assert bool((image.double()[erased].abs() <= half_level[erased] + 1e-6).all())
+        torch.testing.assert_close(image.double()[~erased], unpatched[~erased], rtol=0, atol=1e-5)
+        one_hot = torch.nn.functional.one_hot(torch.tensor(data["dataset"].targets), 4)
+        torch.testing.assert_close(target, one_hot.float())
+
+    def test_evaluation_keeps_its_float_preset_and_default_collate(self):
+        patched = recipe_data("--uint8-presets", "--mixup-alpha", "0.2")
+        unpatched = recipe_data("--mixup-alpha", "0.2")
+        assert patched["data_loader_test"].collate_fn is default_collate
+        (image, target), (plain_image, plain_target) = (
+            next(iter(patched["data_loader_test"])),
+            next(iter(unpatched["data_loader_test"])),
+        )
+        assert image.dtype == torch.float32 and torch.equal(image, plain_image) and torch.equal(target, plain_target)
+        oracle = (patched["dataset_test"].images.double() / 255 - MEAN) / STD
+        torch.testing.assert_close(image.double(), oracle, rtol=0, atol=1e-5)
+
+    def test_the_patched_recipe_trains_with_mixup_cutmix_and_erasing(self):
+        result = recipe("--uint8-presets", "--mixup-alpha", "0.2", "--cutmix-alpha", "1.0", "--random-erase", "0.5")
+        assert len(result["losses"]) == 1 and math.isfinite(result["losses"][0])
+
+    def test_the_patch_applies_on_top_of_the_train_patch(self):
+        """Its train.py hunks remove and keep exactly the lines ``torchvision_train.diff`` leaves at those numbers."""
+        after_train_patch = {}
+        for _, new_start, lines in hunks_by_file((EXAMPLES / "torchvision_train.diff").read_text())[TRAIN_PY]:
+            after_train_patch.update(enumerate(side(lines, "+"), start=new_start))
+        for old_start, _, lines in hunks_by_file((EXAMPLES / PRESETS_DIFF).read_text())[TRAIN_PY]:
+            before = side(lines, "-")
+            assert before == [after_train_patch.get(n) for n in range(old_start, old_start + len(before))]
+
+    def test_the_example_makes_the_patchs_collate_calls_and_erases_with_its_value(self):
+        files = hunks_by_file((EXAMPLES / PRESETS_DIFF).read_text())
+        example = (EXAMPLES / "torchvision_recipe.py").read_text().splitlines()
+        patched_train = [line for *_, lines in files[TRAIN_PY] for line in side(lines, "+")]
+        assert len(balanced_calls(patched_train)) == 2
+        assert set(balanced_calls(patched_train)) <= set(balanced_calls(example))
+        patched_presets = [line for *_, lines in files[PRESETS_PY] for line in side(lines, "+")]
+        erase_value = re.search(r"value=\[.*\]", "".join(balanced_calls(patched_presets, "RandomErasing(")))[0]
+        assert [call for call in balanced_calls(example, "RandomErasing(") if erase_value in call]
+        removed = [line[1:] for *_, lines in files[PRESETS_PY] for line in lines if line.startswith("-")]
+        assert any("ToDtype(" in line for line in removed) and any("Normalize(" in line for line in removed)
+
+
+TRAIN_PY, PRESETS_PY = "references/classification/train.py", "references/classification/presets.py"
+
+
+def ignite_diffs():
+    """The README's two ignite diffs (soft targets, the 4-tuple) and the counts its heading gives them."""
+    section = README.read_text().split("### PyTorch Ignite", 1)[1].split("\n### ", 1)[0]
+    blocks = re.findall(r"```diff\n(.*?)\n```", section, flags=re.S)
+    counts = re.search(r"soft targets (\d+) lines: \+(\d+) -(\d+), the 4-tuple (\d+) lines: \+(\d+) -(\d+)", section)
+    return [block.splitlines() for block in blocks], [tuple(map(int, counts.groups()[i : i + 3])) for i in (0, 3)]
+
+
+class TestIgniteDiffs:
+    """The README's ignite diffs are fragments of a user's script: the lines they keep and add are in the example."""
+
+    def test_the_heading_counts_each_diffs_changed_lines(self):
+        blocks, counts = ignite_diffs()
+        assert len(blocks) == 2
+        for lines, (total, added, removed) in zip(blocks, counts):
+            assert all(line[:1] in " +-" for line in lines)
+            assert (sum(line[:1] == "+" for line in lines), sum(line[:1] == "-" for line in lines)) == (added, removed)
+            assert added + removed == total
+
+    @pytest.mark.parametrize("form", [0, 1], ids=["soft-targets", "pairs"])
+    def test_the_example_has_the_diffs_kept_and_added_lines_in_order(self, form):
+        """Imports aside, every line the diff keeps or adds is in ``examples/ignite_example.py`` in that order (the
+        loader's other arguments aside: its ``collate_fn=collate`` is checked)."""
+        lines = ignite_diffs()[0][form]
+        example_text = (EXAMPLES / "ignite_example.py").read_text()
+        example = [code(line) for line in example_text.splitlines()]
+        wanted = [code(line[1:]) for line in lines if line[:1] in " +" and "import" not in line]
+        position = 0
+        for line in wanted:
+            loader = "DataLoader(" in line
+            if loader:
+                assert "collate_fn=collate" in line
+                line = "train_loader = DataLoader("
+            assert line in example[position:], f"ignite_example.py lacks, after line {position}: {line}"
+            position = example.index(line, position) + 1
+            if loader:
+                call = balanced_call(example_text.splitlines()[position - 1 :], "DataLoader(")
+                assert "collate_fn=collate" in call
+
+    def test_the_example_imports_what_the_diffs_add(self):
+        example = (EXAMPLES / "ignite_example.py").read_text()
+        for lines in ignite_diffs()[0]:
+            for line in lines:
+                if line.startswith("+") and "import" in line:
+                    names = line.split(" import ", 1)[1].split(", ")
+                    assert all(re.search(rf"from mixup_collate import .*\b{name}\b", example) for name in names)
