@@ -6,7 +6,7 @@ from typing import NamedTuple
 import pytest
 import torch
 
-from mixup_collate import MixedBatch, SoftTargetBatch
+from mixup_collate import MixedBatch, MixupCollate, SoftTargetBatch
 from mixup_collate.batch import to_device
 
 
@@ -69,6 +69,14 @@ class TestNamedTupleExtrasMove:
         moved = mixed_batch({"where": Point(torch.zeros(3), torch.ones(3))}).to("meta")
         assert type(moved.extras["where"]) is Point
         assert {t.device.type for t in moved.extras["where"]} == {"meta"}
+
+    def test_extras_to_device_moves_named_tuples_a_dataset_returns(self):
+        samples = [
+            {"image": torch.rand(3, 4, 4), "label": i, "where": Point(torch.ones(2), torch.tensor(i))} for i in range(4)
+        ]
+        batch = MixupCollate(0.4, device="meta", seed=0, extras_to_device=True)(samples).finish()
+        assert type(batch.extras["where"]) is Point
+        assert {t.device.type for t in batch.extras["where"]} == {"meta"}
 
     def test_a_batch_inside_extras_keeps_its_attached_fields(self):
         inner = mixed_batch()
