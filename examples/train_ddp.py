@@ -22,6 +22,7 @@ stream per epoch).
 from __future__ import annotations
 
 import argparse
+import gc
 import json
 import os
 from pathlib import Path
@@ -71,6 +72,29 @@ def main(argv: list[str] | None = None) -> dict:
     args = parser.parse_args(argv)
 
     device, rank, world = setup()
+    result = train(args, device, rank, world)
+    if args.record:
+        Path(args.record, f"rank{rank}.json").write_text(json.dumps(result))
+    teardown(device)
+    return result
+
+
+def teardown(device: torch.device) -> None:
+    """Leave the process group in order: after every rank is done, with nothing left that holds the group.
+
+    ``train`` has returned, so the DDP model (whose reducer holds the group's backend), the optimizer and
+    the loader are gone (``gc.collect`` for anything in a reference cycle); the barrier makes every rank
+    finish its last collective before any rank shuts the group down. So the gloo backend and its threads
+    are stopped here, by ``destroy_process_group``, not by whichever object happens to die last, possibly
+    during interpreter exit.
+    """
+    gc.collect()
+    dist.barrier(device_ids=[device.index] if device.type == "cuda" else None)
+    dist.destroy_process_group()
+
+
+def train(args: argparse.Namespace, device: torch.device, rank: int, world: int) -> dict:
+    """Train on this rank; the draws and losses it saw."""
     torch.manual_seed(args.seed)  # the same initial weights everywhere (DDP also broadcasts rank 0's)
     dataset = generated_data(args.samples, args.seed)
     sampler = DistributedSampler(dataset, num_replicas=world, rank=rank, shuffle=True, seed=args.seed)
@@ -100,11 +124,7 @@ def main(argv: list[str] | None = None) -> dict:
         if rank == 0:
             print(f"epoch {epoch}: mean loss over {world} processes {epoch_losses[-1]:.4f}", flush=True)
 
-    result = {"rank": rank, "world": world, "device": str(device), "steps": steps, "epoch_losses": epoch_losses}
-    if args.record:
-        Path(args.record, f"rank{rank}.json").write_text(json.dumps(result))
-    dist.destroy_process_group()
-    return result
+    return {"rank": rank, "world": world, "device": str(device), "steps": steps, "epoch_losses": epoch_losses}
 
 
 if __name__ == "__main__":

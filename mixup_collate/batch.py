@@ -15,15 +15,56 @@ from torch import Tensor
 __all__ = ["MixedBatch", "SoftTargetBatch", "to_device"]
 
 
-def to_device(value: Any, device: torch.device | str, non_blocking: bool = False) -> Any:
-    """Tensors (also inside dicts, lists and tuples) moved to ``device``; anything else as it is."""
+def to_device(
+    value: Any, device: torch.device | str | None, non_blocking: bool = False, dtype: torch.dtype | None = None
+) -> Any:
+    """Tensors (also inside dicts, lists, tuples and named tuples) moved to ``device``; anything else as it is.
+
+    ``dtype`` converts floating tensors only (class indices and other integer tensors keep theirs), as
+    ``nn.Module.to(dtype)`` does; ``device=None`` leaves every tensor where it is.
+    """
     if isinstance(value, Tensor):
-        return value.to(device, non_blocking=non_blocking)
+        return value.to(device, dtype if dtype is not None and value.is_floating_point() else None, non_blocking)
+    if isinstance(value, _Attached):
+        return value._moved(device, non_blocking, dtype)
     if isinstance(value, dict):
-        return {k: to_device(v, device, non_blocking) for k, v in value.items()}
-    if isinstance(value, (list, tuple)) and not hasattr(value, "_fields"):
-        return type(value)(to_device(v, device, non_blocking) for v in value)
+        return {k: to_device(v, device, non_blocking, dtype) for k, v in value.items()}
+    if isinstance(value, tuple) and hasattr(value, "_fields"):  # a named tuple: default_collate makes them
+        return type(value)(*(to_device(v, device, non_blocking, dtype) for v in value))
+    if isinstance(value, (list, tuple)):
+        return type(value)(to_device(v, device, non_blocking, dtype) for v in value)
     return value
+
+
+def _to_arguments(
+    args: tuple[Any, ...], kwargs: dict[str, Any]
+) -> tuple[torch.device | None, torch.dtype | None, bool]:
+    """``(device, dtype, non_blocking)`` from ``Tensor.to``'s forms: ``(device)``, ``(dtype)``, ``(device, dtype)``."""
+    unknown = set(kwargs) - {"device", "dtype", "non_blocking"}
+    if unknown:
+        raise TypeError(f"a batch's .to() takes device, dtype and non_blocking, got {', '.join(sorted(unknown))}")
+    device, dtype, non_blocking = kwargs.get("device"), kwargs.get("dtype"), kwargs.get("non_blocking", False)
+    rest = list(args)
+    if rest and not isinstance(rest[0], torch.dtype):
+        if device is not None:
+            raise TypeError("a batch's .to() got the device twice (positionally and as device=)")
+        device = rest.pop(0)
+    if rest and isinstance(rest[0], torch.dtype):
+        if dtype is not None:
+            raise TypeError("a batch's .to() got the dtype twice (positionally and as dtype=)")
+        dtype = rest.pop(0)
+    if rest and isinstance(rest[0], bool) and "non_blocking" not in kwargs:
+        non_blocking = rest.pop(0)
+    if rest:
+        raise TypeError(f"a batch's .to() takes (device), (dtype) or (device, dtype), got arguments {args!r}")
+    if dtype is not None and not (isinstance(dtype, torch.dtype) and dtype.is_floating_point):
+        raise TypeError(f"a batch converts to a floating dtype only (its floating tensors), got dtype={dtype!r}")
+    if device is not None:
+        try:
+            device = torch.device(device)
+        except (RuntimeError, TypeError) as error:
+            raise TypeError(f"a batch's .to() got device={device!r}, which is not a device") from error
+    return device, dtype, bool(non_blocking)
 
 
 class _Attached:
@@ -32,10 +73,22 @@ class _Attached:
     __slots__ = ()
     attached: tuple[str, ...] = ()
 
-    def to(self, device: torch.device | str, non_blocking: bool = False) -> Any:
-        """The same batch on ``device``: the tuple's tensors, the attached ones and the tensors in ``extras``."""
-        fields = [to_device(t, device, non_blocking) for t in self]
-        attached = {name: to_device(getattr(self, name), device, non_blocking) for name in self.attached}
+    def to(self, *args: Any, **kwargs: Any) -> Any:
+        """The same batch moved and/or converted: ``.to(device)``, ``.to(dtype)``, ``.to(device, dtype)``, keywords too.
+
+        The device applies to every tensor (the tuple's, the attached ones and those in ``extras``);
+        the dtype to floating tensors only, and never to ``lam``, which stays float32: class indices
+        and ``perm`` keep their integer dtype, and the loss weights stay exact.
+        """
+        device, dtype, non_blocking = _to_arguments(args, kwargs)
+        return self._moved(device, non_blocking, dtype)
+
+    def _moved(self, device: torch.device | None, non_blocking: bool, dtype: torch.dtype | None) -> Any:
+        def move(name: str, value: Any) -> Any:
+            return to_device(value, device, non_blocking, None if name == "lam" else dtype)
+
+        fields = [move(name, value) for name, value in zip(self._fields, self)]
+        attached = {name: move(name, getattr(self, name)) for name in self.attached}
         return type(self)(*fields, **attached)
 
     def pin_memory(self) -> Any:

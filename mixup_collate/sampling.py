@@ -33,13 +33,16 @@ def _log_gamma_pairs(n: int, alpha: float, generator: torch.Generator | None, de
 
     Uses ``Gamma(a) = Gamma(a + 1) * U ** (1 / a)``: for small ``a`` the plain draw underflows to 0
     (and Beta = X / (X + Y) turns into 0/0), while the logarithm of the boosted form stays finite.
+    The two ``log U`` are subtracted before dividing by ``a``: for a subnormal ``a`` each quotient
+    alone overflows (and ``-inf - -inf`` is NaN), while their difference over ``a`` is at worst
+    ``+-inf``, the weight 0 or 1 that such a concentration draws.
     """
     concentration = torch.full((2, n), alpha + 1.0, dtype=torch.float64, device=device)
     log_gamma = torch._standard_gamma(concentration, generator=generator).log_()
     uniform = torch.rand((2, n), dtype=torch.float64, device=device, generator=generator)
     # 1 - U lies in (0, 1], so its logarithm is finite.
-    log_gamma.add_(uniform.neg_().log1p_(), alpha=1 / alpha)
-    return log_gamma[0] - log_gamma[1]
+    log_uniform = uniform.neg_().log1p_()
+    return (log_gamma[0] - log_gamma[1]).add_((log_uniform[0] - log_uniform[1]).div_(alpha))
 
 
 def check_concentration(alpha: object, name: str = "alpha") -> float:
@@ -66,6 +69,7 @@ def sample_lam(
     The Beta draw is ``X / (X + Y)`` with ``X, Y ~ Gamma(alpha)`` in float64. Below ``alpha = 0.1`` a
     Gamma draw can underflow (and the ratio turn into 0/0), so there it is ``sigmoid(log X - log Y)``
     computed in log space, which stays exact for tiny ``alpha`` where ``torch.distributions.Beta`` saturates.
+    Every finite ``alpha > 0`` draws correctly, subnormal and near the float64 maximum included.
     """
     alpha = check_concentration(alpha)
     _check_size(n, "mixing weights")
@@ -80,8 +84,10 @@ def sample_lam(
         pair = torch._standard_gamma(
             torch.full((2, draws), alpha, dtype=torch.float64, device=device), generator=generator
         )
-        total = pair.sum(0)
-        lam = (pair.amax(0) if fold else pair[0]).div_(total)
+        # Halved before the sum, which overflows for alpha near the float64 maximum; halving is exact, so the
+        # ratio is bit for bit X / (X + Y) wherever that does not overflow.
+        pair.mul_(0.5)
+        lam = (pair.amax(0) if fold else pair[0]).div_(pair.sum(0))
     lam = lam.to(torch.float32)
     return lam if per_sample else lam.expand(n).clone()
 

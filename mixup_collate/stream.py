@@ -7,14 +7,14 @@ rank, the epoch and the batch's index in the epoch (the order in which the loop 
 So ranks, epochs and batches are independent, and the state to resume from is three integers that
 mean the same on every rank: a checkpoint written by rank 0 (as Lightning and accelerate write them)
 restores every rank's own stream. Nothing random is pickled: a stream sent to a worker carries its
-seed and epoch only.
+seed, base and epoch only.
 """
 
 from __future__ import annotations
 
 import hashlib
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from numbers import Integral
 from typing import Any, TypeVar
 
@@ -22,14 +22,34 @@ import torch
 
 T = TypeVar("T")
 
-__all__ = ["RandomStream", "batch_seed", "check_seed", "current_rank"]
+__all__ = ["RandomStream", "batch_seed", "check_seed", "current_rank", "global_base"]
 
 
 def current_rank() -> int:
     """This process's distributed rank: from ``torch.distributed`` once initialised, else ``$RANK``, else 0."""
     if torch.distributed.is_available() and torch.distributed.is_initialized():
         return torch.distributed.get_rank()
-    return int(os.environ.get("RANK", "0"))
+    value = os.environ.get("RANK", "0")
+    try:
+        rank = int(value)
+    except ValueError:
+        rank = -1
+    if rank < 0:
+        raise ValueError(
+            f"the environment variable RANK (this process's distributed rank) must be a non-negative integer, "
+            f"got RANK={value!r}"
+        )
+    return rank
+
+
+def global_base() -> int:
+    """A base seed (< 2**62) from where torch's global CPU RNG stands now, read without drawing from it.
+
+    Under ``torch.manual_seed`` it is the same in every run; reading it moves nothing the user's own
+    code draws next (the model's initial weights stay what they would be without it).
+    """
+    state = torch.get_rng_state().numpy().tobytes()
+    return int.from_bytes(hashlib.blake2b(state, digest_size=8).digest(), "little") >> 2
 
 
 def batch_seed(seed: int, rank: int, epoch: int, batch: int) -> int:
@@ -47,13 +67,22 @@ def check_seed(seed: object, name: str = "seed") -> int | None:
     return int(seed)
 
 
+def _count(value: object, name: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, Integral) or value < 0:
+        raise ValueError(f"the state's {name} must be a non-negative integer, got {name}={value!r}")
+    return int(value)
+
+
 class RandomStream:
     """Hands out one seeded CPU ``torch.Generator`` per batch.
 
     ``seed`` fixes the stream (per rank, epoch and batch); ``generator`` uses the caller's generator
     as is, batch after batch (the caller then owns its seeding and its per-rank state); with neither,
-    a base seed is drawn from torch's global RNG at the first draw, so ``torch.manual_seed`` governs it
-    as it governs the DataLoader's shuffling. :meth:`set_epoch` starts the epoch's batches at 0.
+    the base seed is read from where torch's global RNG stands at construction (:func:`global_base`),
+    before any data pipeline draws from it and without drawing from it, so ``torch.manual_seed`` fixes
+    it for any ``num_workers`` and constructing a stream changes nothing else's draws. Streams built at
+    the same point of the global RNG (nothing drawn between them) share their base: give each a seed
+    to tell them apart. :meth:`set_epoch` starts the epoch's batches at 0.
     """
 
     def __init__(self, seed: int | None = None, generator: torch.Generator | None = None) -> None:
@@ -67,15 +96,13 @@ class RandomStream:
         self.epoch = 0
         self.batches = 0  # batches drawn in this epoch
         self._rank: int | None = None  # looked up at the epoch's first draw (after the process group exists)
-        self._base: int | None = self.seed
+        self._base: int | None = None if generator is not None else global_base() if seed is None else self.seed
         self._caller_generator = generator
         self._generator = generator if generator is not None else torch.Generator()
 
     def next_generator(self) -> torch.Generator:
         """The generator to draw the next batch from (the caller's own, or one seeded for this batch)."""
         if self._caller_generator is None:
-            if self._base is None:
-                self._base = int(torch.randint(0, 2**62, (1,)).item())
             if self._rank is None:
                 self._rank = current_rank()
             self._generator.manual_seed(batch_seed(self._base, self._rank, self.epoch, self.batches))
@@ -93,13 +120,52 @@ class RandomStream:
             state["rng_state"] = self._caller_generator.get_state()
         return state
 
-    def load_state_dict(self, state: dict[str, Any]) -> None:
-        """Continue exactly where :meth:`state_dict` was taken, on this process's rank."""
-        self.epoch, self.batches, self._rank = int(state["epoch"]), int(state["batches"]), None
-        if self._caller_generator is None:
-            self._base = state["base_seed"]
-        elif state.get("rng_state") is not None:
-            self._caller_generator.set_state(state["rng_state"])
+    def load_state_dict(self, state: Mapping[str, Any]) -> None:
+        """Continue exactly where :meth:`state_dict` was taken, on this process's rank.
+
+        The whole state is checked before any of it is used: a malformed field, or a state from a stream
+        of the other kind (``generator=`` against ``seed=``/none), is refused with an error naming it.
+        """
+        if not isinstance(state, Mapping):
+            raise TypeError(f"a random stream's state is the dict state_dict() returns, got a {type(state).__name__}")
+        fields = {"epoch", "base_seed", "batches"}
+        missing, unknown = fields - set(state), set(state) - fields - {"rng_state"}
+        if missing or unknown:
+            raise ValueError(
+                f"a random stream's state has the fields {sorted(fields)} (and rng_state with generator=), "
+                f"got {sorted(map(str, state))}"
+            )
+        epoch, batches = _count(state["epoch"], "epoch"), _count(state["batches"], "batches")
+        base = check_seed(state["base_seed"], "base_seed")
+        rng_state = state.get("rng_state")
+        if self._caller_generator is not None:
+            if rng_state is None or base is not None:
+                raise ValueError(
+                    f"this stream draws from the generator= it was given, but the state (base_seed={base!r}, "
+                    f"{'an' if rng_state is not None else 'no'} rng_state) comes from a stream without a generator: it "
+                    "would resume another stream; load it into a collate made without one (seed= or none)"
+                )
+            size = self._caller_generator.get_state().numel()
+            if not (
+                isinstance(rng_state, torch.Tensor) and rng_state.dtype == torch.uint8 and rng_state.numel() == size
+            ):
+                raise ValueError(
+                    f"the state's rng_state must be a CPU generator's state (a uint8 tensor of {size} bytes), "
+                    + (
+                        f"got a {rng_state.dtype} tensor of {rng_state.numel()} elements"
+                        if isinstance(rng_state, torch.Tensor)
+                        else f"got {type(rng_state).__name__}"
+                    )
+                )
+            self._caller_generator.set_state(rng_state.cpu())
+        elif rng_state is not None:
+            raise ValueError(
+                "the state has an rng_state: it comes from a collate made with generator=, whose stream this one "
+                "(seeded, or seed=None) cannot resume; load it into a collate made with a generator"
+            )
+        elif base is not None:  # None: an old state taken before its first draw; this stream's own base stands
+            self._base = base
+        self.epoch, self.batches, self._rank = epoch, batches, None
 
     def clone(self) -> RandomStream:
         """An independent stream in the same state: it draws what this one would draw next."""
@@ -112,11 +178,14 @@ class RandomStream:
         return twin
 
     def __getstate__(self) -> dict[str, Any]:
-        # Nothing random travels: a pickled stream (e.g. into a worker, which never draws) keeps its seed only.
-        return {"seed": self.seed, "epoch": self.epoch}
+        # No generator travels: a pickled stream (e.g. into a worker, which never draws) keeps its seed and base,
+        # not a base read from the RNG of the process that unpickles it (a worker's is seeded per worker).
+        return {"seed": self.seed, "base": self._base, "epoch": self.epoch}
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         self.__init__(state["seed"])
+        if state.get("base") is not None:
+            self._base = state["base"]
         self.epoch = state["epoch"]
 
     def draw(self, draw: Callable[[torch.Generator], T]) -> T:

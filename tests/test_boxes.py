@@ -1,10 +1,13 @@
 """CutMix geometry: boxes lie in the image, cover the share lam asks for, and paste copies pixels exactly."""
 
+from collections import Counter
+
 import pytest
 import torch
 from hypothesis import given
 from hypothesis import strategies as st
 from oracles import cut_regions, is_one_rectangle
+from scipy import stats
 
 from mixup_collate.boxes import box_masks, kept_fraction, paste, sample_boxes
 
@@ -100,3 +103,75 @@ def test_paste_names_bad_shapes():
         paste(torch.rand(4, 5), torch.arange(4), torch.zeros(4, 4, dtype=torch.int64))
     with pytest.raises(ValueError, match=r"boxes must have shape \(4, 4\)"):
         paste(torch.rand(4, 5, 5), torch.arange(4), torch.zeros(3, 4, dtype=torch.int64))
+
+
+HEIGHT, WIDTH = 20, 30  # unequal, so a side or an edge computed from the other axis shows
+
+
+def chi_square_pvalue(observed, expected):
+    """Pearson's test of ``observed`` counts (a Counter) against ``expected`` ones (a dict); outcomes outside fail."""
+    impossible = set(observed) - set(expected)
+    assert not impossible, f"outcomes the model never gives: {sorted(impossible)[:5]}"
+    keys = sorted(expected)
+    return stats.chisquare([observed.get(k, 0) for k in keys], [expected[k] for k in keys]).pvalue
+
+
+def centred_edges(size, side):
+    """The ``(start, end)`` of a side-``side`` interval centred on each pixel of ``range(size)``, clipped: one each."""
+    return Counter((max(0, c - side // 2), min(size, c - side // 2 + side)) for c in range(size))
+
+
+class TestBoxPositionsFollowTheirDistribution:
+    """Goodness of fit of where boxes lie, on both axes, for both ways of drawing them."""
+
+    n = 6000
+
+    @pytest.mark.parametrize("axis", ["rows", "columns"])
+    def test_alpha_boxes_are_centred_on_a_uniform_pixel_and_clipped(self, axis):
+        # lam = 15/16: sides H/4 = 5 and floor(W/4) = 7, odd, so "centred" has one meaning.
+        boxes = sample_boxes(torch.full((self.n,), 15 / 16), HEIGHT, WIDTH, generator=generator(2))
+        size, side, edges = (HEIGHT, 5, boxes[:, :2]) if axis == "rows" else (WIDTH, 7, boxes[:, 2:])
+        observed = Counter(map(tuple, edges.tolist()))
+        expected = {k: self.n * v / size for k, v in centred_edges(size, side).items()}
+        assert chi_square_pvalue(observed, expected) > 1e-3
+
+    @pytest.mark.parametrize("axis", ["rows", "columns"])
+    def test_minmax_boxes_lie_anywhere_inside_uniformly(self, axis):
+        # Given its side s, a box's start is uniform over the size - s + 1 places that keep it inside.
+        boxes = sample_boxes(torch.ones(self.n), HEIGHT, WIDTH, minmax=(0.2, 0.6), generator=generator(3))
+        size, edges = (HEIGHT, boxes[:, :2]) if axis == "rows" else (WIDTH, boxes[:, 2:])
+        starts, sides = edges[:, 0], edges[:, 1] - edges[:, 0]
+        statistic, dof = 0.0, 0
+        for side in sides.unique().tolist():
+            places = size - side + 1
+            chosen = starts[sides == side]
+            if len(chosen) < 5 * places:  # too few for the test (the side drawn only at the range's very end)
+                continue
+            assert int(chosen.min()) >= 0 and int(chosen.max()) < places, "a box runs outside the image"
+            counts = torch.bincount(chosen, minlength=places).double()
+            statistic += float(((counts - len(chosen) / places) ** 2).sum() / (len(chosen) / places))
+            dof += places - 1
+        assert dof > 50 and stats.chi2.sf(statistic, dof) > 1e-3
+
+    @pytest.mark.parametrize("axis", ["rows", "columns"])
+    def test_minmax_sides_are_a_uniform_ratio_of_their_own_axis(self, axis):
+        lo, hi = 0.2, 0.6
+        boxes = sample_boxes(torch.ones(self.n), HEIGHT, WIDTH, minmax=(lo, hi), generator=generator(4))
+        size, edges = (HEIGHT, boxes[:, :2]) if axis == "rows" else (WIDTH, boxes[:, 2:])
+        observed = Counter((edges[:, 1] - edges[:, 0]).tolist())
+        # floor(size * U(lo, hi)) = s for U in [s / size, (s + 1) / size).
+        mass = {s: max(0.0, min(hi, (s + 1) / size) - max(lo, s / size)) / (hi - lo) for s in range(size + 1)}
+        expected = {s: self.n * m for s, m in mass.items() if m > 0}
+        assert chi_square_pvalue(observed, expected) > 1e-3
+
+    def test_the_fit_has_teeth(self):
+        # A start never at the last place (a box that never touches the bottom edge) fails the test above.
+        size, side = HEIGHT, 6
+        g = generator(5)
+        shifted = (torch.rand(self.n, dtype=torch.float64, generator=g) * (size - side)).floor().long()
+        counts = torch.bincount(shifted, minlength=size - side + 1).tolist()
+        assert stats.chisquare(counts).pvalue < 1e-10
+        one_off = Counter((max(0, c - 2), min(WIDTH, c - 2 + 7)) for c in range(WIDTH))  # left edge from h // 2
+        expected = {k: self.n * v / WIDTH for k, v in centred_edges(WIDTH, 7).items()}
+        with pytest.raises(AssertionError, match="never gives"):
+            chi_square_pvalue(Counter({k: v * 200 for k, v in one_off.items()}), expected)

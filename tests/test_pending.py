@@ -122,7 +122,19 @@ def test_a_failure_before_the_mix_leaves_the_batch_to_be_finished_with_the_same_
     assert batch.finish() is batch.finish(), "finishing twice gives the same batch"
 
 
-def test_ctrl_c_in_the_middle_of_the_mix_waits_until_the_batch_is_complete(kernel_path, monkeypatch):
+@pytest.fixture
+def ctrl_c_raises():
+    """Python's own SIGINT handler (KeyboardInterrupt) for the test, whatever this process inherited, then restored.
+
+    A suite started in the background (``nohup``, ``&``) inherits SIGINT ignored; the deferral keeps an
+    ignored Ctrl-C ignored, so a test of what Ctrl-C does must install the handler it means.
+    """
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    yield
+    signal.signal(signal.SIGINT, previous)
+
+
+def test_ctrl_c_in_the_middle_of_the_mix_waits_until_the_batch_is_complete(kernel_path, monkeypatch, ctrl_c_raises):
     expected = reference_batch()
     batch, _ = pending(n=9)
     original = torch.Tensor.addcmul_

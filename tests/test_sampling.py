@@ -2,6 +2,7 @@
 
 import itertools
 import math
+import sys
 
 import numpy as np
 import pytest
@@ -9,8 +10,9 @@ import torch
 from hypothesis import given
 from hypothesis import strategies as st
 from scipy import stats
-from support import devices
+from support import devices, image_samples
 
+from mixup_collate import MixupCollate
 from mixup_collate.sampling import sample_coins, sample_lam, sample_perm
 
 
@@ -52,7 +54,7 @@ def folded_beta_cdf(alpha):
 
 
 @pytest.mark.parametrize("device", devices())
-@pytest.mark.parametrize("alpha", [0.05, 0.0999, 0.1, 0.2, 0.4, 1.0, 2.0, 10.0])
+@pytest.mark.parametrize("alpha", [0.05, 0.0999, 0.1, 0.2, 0.4, 1.0, 2.0, 10.0, 1e4])
 def test_folded_lam_follows_folded_beta(device, alpha):
     lam = sample_lam(20_000, alpha, generator=generator(device), device=device).double().cpu().numpy()
     assert_follows(lam, folded_beta_cdf(alpha), 0.5, 0.999)
@@ -173,3 +175,34 @@ def test_coins_follow_their_probability(p):
 def test_one_coin_per_batch():
     coins = torch.stack([sample_coins(7, 0.5, per_sample=False, generator=generator("cpu", s)) for s in range(40)])
     assert bool((coins == coins[:, :1]).all()) and 0 < int(coins[:, 0].sum()) < 40
+
+
+HUGE = [1e300, 1e308, 1.7e308, sys.float_info.max]
+TINY = [1e-300, 1e-310, 1e-320, 5e-324]
+
+
+class TestExtremeConcentrationsDrawPossibleWeights:
+    """Every finite alpha > 0 is accepted, so every one must draw what Beta(alpha, alpha) gives."""
+
+    @pytest.mark.parametrize("alpha", HUGE)
+    @pytest.mark.parametrize("fold", [True, False])
+    def test_a_huge_concentration_draws_one_half(self, alpha, fold):
+        # The standard deviation, 1 / sqrt(8 alpha + 4), is far below float32's resolution at 0.5.
+        lam = sample_lam(500, alpha, fold=fold, generator=generator("cpu"))
+        assert bool((lam == 0.5).all()), lam.unique()
+
+    @pytest.mark.parametrize("alpha", TINY)
+    def test_a_tiny_concentration_draws_zero_or_one_evenly(self, alpha):
+        # Beta(alpha, alpha) puts all but ~alpha of its mass at the ends, half at each.
+        lam = sample_lam(2000, alpha, fold=False, generator=generator("cpu"))
+        assert bool(((lam == 0) | (lam == 1)).all()), lam.unique()
+        assert stats.binomtest(int((lam == 1).sum()), 2000, 0.5).pvalue > 1e-3
+        assert bool((sample_lam(500, alpha, generator=generator("cpu")) == 1).all()), "folded: each sample keeps itself"
+
+    @pytest.mark.parametrize("alpha", [TINY[2], HUGE[1]])
+    def test_the_collate_mixes_within_its_promises(self, alpha):
+        # fold=True keeps at least half of every sample, under Mixup and CutMix alike; no NaN reaches a pixel.
+        samples, _ = image_samples(8, shape=(3, 8, 8))
+        for settings in ({"alpha": alpha}, {"alpha": 0, "cutmix_alpha": alpha}):
+            x, _, _, lam = MixupCollate(device="cpu", seed=0, **settings)(samples)
+            assert bool(x.isfinite().all()) and bool(((lam >= 0.5) & (lam <= 1)).all()), (settings, lam)

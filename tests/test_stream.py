@@ -1,12 +1,14 @@
 """RandomStream: one seeded generator per batch, independent across ranks, epochs and batches, resumable anywhere."""
 
 import pickle
+import re
 import socket
 
 import pytest
 import torch
 import torch.distributed as dist
 
+from mixup_collate import MixupCollate
 from mixup_collate.stream import RandomStream, batch_seed, current_rank
 
 
@@ -60,24 +62,61 @@ def test_epochs_get_independent_streams_and_set_epoch_restarts_one():
     assert torch.equal(draw(a), first) and not torch.equal(first, second)
 
 
-def test_unseeded_stream_follows_torch_manual_seed():
-    torch.manual_seed(1)
-    a = draw(RandomStream())
-    torch.manual_seed(1)
-    b = draw(RandomStream())
-    torch.manual_seed(2)
-    c = draw(RandomStream())
-    assert torch.equal(a, b) and not torch.equal(a, c)
+@pytest.fixture
+def global_rng_kept():
+    """Tests that seed torch's global RNG give it back as they found it."""
+    with torch.random.fork_rng(devices=[]):
+        yield
 
 
-def test_state_dict_of_an_unused_unseeded_stream_does_not_touch_the_global_rng():
-    torch.manual_seed(0)
-    before = torch.get_rng_state()
-    stream = RandomStream()
-    state = stream.state_dict()
-    RandomStream().load_state_dict(state)
-    assert torch.equal(torch.get_rng_state(), before)
-    assert state == {"epoch": 0, "base_seed": None, "batches": 0}
+class TestUnseededStreamFollowsTheGlobalSeed:
+    def test_the_same_global_seed_gives_the_same_stream(self, global_rng_kept):
+        torch.manual_seed(1)
+        a = draw(RandomStream())
+        torch.manual_seed(1)
+        b = draw(RandomStream())
+        torch.manual_seed(2)
+        c = draw(RandomStream())
+        assert torch.equal(a, b) and not torch.equal(a, c)
+
+    def test_the_base_is_fixed_at_construction_whatever_draws_from_the_global_rng_after(self, global_rng_kept):
+        # A per-sample random transform in the main process (num_workers=0) draws between construction and the
+        # first batch; in workers it does not. The stream must not see the difference.
+        torch.manual_seed(0)
+        untouched = RandomStream()
+        torch.manual_seed(0)
+        touched = RandomStream()
+        torch.rand(100)
+        assert torch.equal(draw(touched), draw(untouched))
+
+    def test_neither_constructing_nor_drawing_takes_a_number_from_the_global_rng(self, global_rng_kept):
+        # So building a collate before the model leaves the model's initial weights as they were.
+        torch.manual_seed(0)
+        expected = torch.rand(8)
+        torch.manual_seed(0)
+        stream = RandomStream()
+        stream.state_dict()
+        draw(stream)
+        assert torch.equal(torch.rand(8), expected)
+
+    def test_its_state_carries_the_base_and_resumes_it(self, global_rng_kept):
+        torch.manual_seed(0)
+        stream = RandomStream()
+        state = stream.state_dict()
+        assert set(state) == {"epoch", "base_seed", "batches"} and isinstance(state["base_seed"], int)
+        expected = draw(stream)
+        torch.manual_seed(5)
+        other = RandomStream()
+        other.load_state_dict(state)
+        assert torch.equal(draw(other), expected)
+
+    def test_a_pickled_copy_keeps_the_base_it_was_built_with(self, global_rng_kept):
+        # A worker's global RNG is seeded per worker: a copy there must not read a base of its own.
+        torch.manual_seed(0)
+        stream = RandomStream()
+        expected = draw(stream.clone())
+        torch.manual_seed(7)
+        assert torch.equal(draw(pickle.loads(pickle.dumps(stream))), expected)
 
 
 def test_state_round_trip_keeps_the_epoch_and_the_batch():
@@ -151,3 +190,103 @@ def test_bad_seeds_are_named(seed):
 def test_generator_must_be_a_cpu_torch_generator():
     with pytest.raises(TypeError, match="torch.Generator"):
         RandomStream(generator=42)
+
+
+class TestRankIsLookedUpPerEpoch:
+    def test_the_rank_is_looked_up_again_after_set_epoch(self, monkeypatch):
+        # E.g. the process group is initialised (or RANK set) after a first epoch drawn as rank 0.
+        monkeypatch.setenv("RANK", "0")
+        stream = RandomStream(seed=1)
+        draw(stream)
+        monkeypatch.setenv("RANK", "1")
+        stream.set_epoch(1)
+        expected = RandomStream(seed=1)
+        expected.set_epoch(1)
+        assert torch.equal(draw(stream), draw(expected))
+
+    @pytest.mark.parametrize("value", ["abc", "-1", "1.5", ""])
+    def test_a_malformed_rank_variable_is_named(self, monkeypatch, value):
+        monkeypatch.setenv("RANK", value)
+        with pytest.raises(ValueError, match=f"RANK.*non-negative integer.*RANK={value!r}"):
+            draw(RandomStream(seed=1))
+
+
+def seeded_state():
+    stream = RandomStream(seed=3)
+    stream.set_epoch(2)
+    draw(stream)
+    return stream.state_dict()
+
+
+def generator_state():
+    stream = RandomStream(generator=torch.Generator().manual_seed(3))
+    draw(stream)
+    return stream.state_dict()
+
+
+class TestLoadStateDictRefusesWhatItCannotResume:
+    @pytest.mark.parametrize(
+        ("field", "value"),
+        [
+            ("epoch", 1.9),
+            ("epoch", "1"),
+            ("epoch", True),
+            ("epoch", -1),
+            ("batches", -1),
+            ("batches", 2.0),
+            ("batches", None),
+            ("base_seed", "abc"),
+            ("base_seed", [1, 2]),
+            ("base_seed", -5),
+            ("base_seed", 1.5),
+        ],
+    )
+    def test_a_malformed_field_is_named_and_nothing_is_loaded(self, field, value):
+        stream = RandomStream(seed=0)
+        draw(stream)
+        before = stream.state_dict()
+        with pytest.raises(ValueError, match=re.escape(f"{field}={value!r}")):
+            stream.load_state_dict({**seeded_state(), field: value})
+        assert stream.state_dict() == before
+
+    @pytest.mark.parametrize("state", [[0, 3, 1], None, "state", (("epoch", 0),)])
+    def test_a_state_that_is_not_a_dict_is_refused(self, state):
+        with pytest.raises(TypeError, match="the dict state_dict"):
+            RandomStream(seed=0).load_state_dict(state)
+
+    def test_missing_and_unknown_fields_are_named(self):
+        with pytest.raises(ValueError, match=r"\['base_seed', 'batches', 'epoch'\].*got \['base_seed', 'epoch'\]"):
+            RandomStream(seed=0).load_state_dict({"epoch": 0, "base_seed": 1})
+        with pytest.raises(ValueError, match="'seed'"):
+            RandomStream(seed=0).load_state_dict({**seeded_state(), "seed": 3})
+
+    def test_a_seeded_state_is_refused_by_a_generator_stream(self):
+        stream = RandomStream(generator=torch.Generator().manual_seed(9))
+        before = stream._caller_generator.get_state()
+        with pytest.raises(ValueError, match="generator= it was given.*base_seed=3, no rng_state"):
+            stream.load_state_dict(seeded_state())
+        assert torch.equal(stream._caller_generator.get_state(), before)
+
+    @pytest.mark.parametrize("seed", [5, None])
+    def test_a_generator_state_is_refused_by_a_seeded_or_unseeded_stream(self, seed):
+        with pytest.raises(ValueError, match="rng_state: it comes from a collate made with generator="):
+            RandomStream(seed=seed).load_state_dict(generator_state())
+
+    @pytest.mark.parametrize(
+        ("rng_state", "shown"),
+        [
+            (b"\x00" * 5056, "bytes"),
+            (torch.zeros(8, dtype=torch.uint8), "a torch.uint8 tensor of 8 elements"),
+            ([1, 2], "list"),
+        ],
+    )
+    def test_an_rng_state_that_is_not_a_generator_state_is_named(self, rng_state, shown):
+        with pytest.raises(ValueError, match=f"rng_state must be a CPU generator's state.*got {shown}"):
+            RandomStream(generator=torch.Generator()).load_state_dict({**generator_state(), "rng_state": rng_state})
+
+    def test_the_collate_refuses_a_state_of_the_other_kind(self):
+        seeded, drawing = MixupCollate(device="cpu", seed=0), MixupCollate(device="cpu", generator=torch.Generator())
+        with pytest.raises(ValueError, match="generator="):
+            drawing.load_state_dict(seeded.state_dict())
+        with pytest.raises(ValueError, match="generator="):
+            seeded.load_state_dict(drawing.state_dict())

@@ -9,6 +9,7 @@ import pytest
 import torch
 from torch.utils import _pytree as pytree
 from torch.utils.data import DataLoader, Dataset, DistributedSampler
+from torchvision.transforms.v2 import RandomHorizontalFlip
 
 from mixup_collate import MixupCollate
 from mixup_collate.finish import Finisher
@@ -313,3 +314,41 @@ def test_cuda_batches_through_the_pin_memory_thread_match_the_main_process(conte
     for ours, ref in zip(got, expected):
         for a, b in zip(ours, ref):
             torch.testing.assert_close(a.cpu(), b)
+
+
+class FlippedImages(Images):
+    """Images with a random per-sample transform that draws from torch's global RNG (in whichever process loads)."""
+
+    flip = RandomHorizontalFlip()
+
+    def __getitem__(self, i):
+        image, label = super().__getitem__(i)
+        return self.flip(image.float() + torch.arange(4.0)), label
+
+
+class TestAGlobalSeedAloneIsReproducible:
+    """seed=None under torch.manual_seed: the same draws for any num_workers, and nothing else's draws change."""
+
+    def draws(self, num_workers):
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(0)
+            collate = MixupCollate(0.4, device="cpu")
+            batches = DataLoader(
+                FlippedImages(), batch_size=5, collate_fn=collate, num_workers=num_workers,
+                multiprocessing_context="fork" if num_workers else None,
+            )  # fmt: skip
+            return [(b.lam, b.perm) for b in batches]
+
+    def test_workers_0_and_2_draw_the_same_with_a_random_transform_in_the_dataset(self):
+        without, with_workers = self.draws(0), self.draws(2)
+        assert len(without) == len(with_workers) == 4
+        for (lam, perm), (lam2, perm2) in zip(without, with_workers):
+            assert torch.equal(lam, lam2) and torch.equal(perm, perm2)
+
+    def test_building_a_collate_leaves_the_models_initial_weights_alone(self):
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(0)
+            expected = torch.nn.Linear(4, 3).weight
+            torch.manual_seed(0)
+            MixupCollate(0.4, device="cpu")
+            assert torch.equal(torch.nn.Linear(4, 3).weight, expected)
