@@ -19,7 +19,7 @@ import torch
 
 from . import plots
 from .data import DemoData, load_data
-from .report import format_table, summarize, verdict, write_json
+from .report import calibration_verdict, format_table, summarize, verdict, write_json
 from .training import SWITCH_PROB, Settings, run_experiment
 
 __all__ = ["command", "main", "parse_args"]
@@ -185,7 +185,7 @@ def _run(args: argparse.Namespace, start: float) -> list[Path]:
     print(f"{data.name}: {len(data.train)} train / {len(data.val)} val, {len(data.classes)} classes, {args.device}")
     histories, lams = run_experiment(data, _settings(args))
     summary = summarize(histories)
-    line = verdict(summary, len(args.seeds))
+    line = "\n".join((verdict(summary, len(args.seeds)), calibration_verdict(summary, len(args.seeds))))
     print(format_table(summary), line, sep="\n")
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)

@@ -1,4 +1,5 @@
-"""The demo's pictures: Mixup and CutMix training samples, the drawn ``lam`` against its density, validation curves.
+"""The demo's pictures: Mixup and CutMix training samples, the drawn ``lam`` against its density, validation curves,
+and the reliability diagram with each run's confidence histogram.
 
 A samples picture is a collate plus a title (``samples_picture``): ``first_batch`` draws one batch through the
 collate and ``sample_grid`` draws any ``(x, y_a, y_b, lam)`` batch with its captions. Both sample pictures are
@@ -19,6 +20,7 @@ from torch.utils.data import DataLoader, Dataset
 
 from mixup_collate import MixupCollate
 
+from .calibration import Reliability
 from .data import DemoData
 from .training import PLAIN, SWITCH_PROB, run_names
 
@@ -29,6 +31,7 @@ __all__ = [
     "folded_beta_pdf",
     "lam_histogram",
     "mixup_samples",
+    "reliability_diagram",
     "sample_grid",
     "samples_picture",
     "write_all",
@@ -220,10 +223,55 @@ def curves(path: Path, histories: list[dict]) -> Path:
     return _save(fig, path)
 
 
+def reliability_diagram(path: Path, histories: list[dict]) -> Path:
+    """Accuracy against mean confidence per bin for each run, over the share of predictions per bin.
+
+    The bins of every seed's last-epoch validation predictions are pooled per run (``histories`` from
+    ``run_experiment``); the legend gives each run's ECE as mean ± std over seeds. Top: the reliability
+    curves and the diagonal (perfect calibration); bottom: each run's confidence histogram (log scale).
+    """
+    runs = run_names(histories[0])
+    pooled = {run: Reliability.pooled(Reliability.from_dict(h[run]["calibration"]) for h in histories) for run in runs}
+    fig = _figure(7.0, 7.6)
+    curve_ax, share_ax = fig.subplots(2, 1, sharex=True, height_ratios=(3, 1.6))
+    curve_ax.plot([0, 1], [0, 1], color="black", linestyle="--", linewidth=1, label="perfectly calibrated")
+    edges = pooled[PLAIN].edges
+    width = (edges[1] - edges[0]).item() / len(runs)
+    for i, run in enumerate(runs):
+        bins = pooled[run]
+        filled = bins.counts > 0
+        ece = torch.tensor([h[run]["calibration"]["ece"] for h in histories], dtype=torch.float64) * 100
+        spread = f" ± {ece.std().item():.2f}" if len(ece) > 1 else ""
+        label = f"{run}: ECE {ece.mean().item():.2f}{spread} %"
+        color = COLORS.get(run)
+        curve_ax.plot(
+            bins.confidence[filled].numpy(), bins.accuracy[filled].numpy(), marker="o", color=color, label=label
+        )
+        left = edges[:-1][filled] + i * width
+        share_ax.bar(left.numpy(), bins.share[filled].numpy(), width=width, align="edge", color=color, label=run)
+    n = len(histories)
+    curve_ax.set_title(
+        f"Reliability at the last epoch: validation predictions per confidence bin\n"
+        f"({len(edges) - 1} bins, {n} seed{'s' * (n != 1)} pooled; ECE mean{' ± std' * (n > 1)} over seeds)"
+    )
+    curve_ax.set_ylabel("accuracy in the bin")
+    curve_ax.set_ylim(0, 1.02)
+    curve_ax.legend(loc="best")
+    share_ax.set_yscale("log")
+    share_ax.set_ylabel("share of predictions")
+    share_ax.set_xlabel("confidence of the predicted class (top: mean in the bin; bottom: the bin)")
+    share_ax.set_xlim(0, 1)
+    share_ax.legend(loc="upper left")
+    for ax in (curve_ax, share_ax):
+        ax.set_xticks(edges[::3].tolist())
+        ax.grid(alpha=0.3)
+    return _save(fig, path)
+
+
 def write_all(
     out: Path, data: DemoData, histories: list[dict], lams: Tensor, alpha: float, cutmix_alpha: float, seed: int
 ) -> tuple[list[Path], dict[str, dict]]:
-    """Write the PNGs into ``out``: Mixup and CutMix samples drawn with ``seed``, ``lam``, the curves.
+    """Write the PNGs into ``out``: Mixup and CutMix samples drawn with ``seed``, ``lam``, the curves, reliability.
 
     The sample pictures use the run's ``alpha`` and ``cutmix_alpha``, or ``PICTURE_ALPHA`` and
     ``PICTURE_CUTMIX_ALPHA`` for a method the run leaves off (0). Returns the paths, and per sample picture
@@ -242,5 +290,6 @@ def write_all(
         cut,
         lam_histogram(out / "lam_histogram.png", lams, alpha, cutmix_alpha),
         curves(out / "curves.png", histories),
+        reliability_diagram(out / "reliability.png", histories),
     ]
     return paths, samples

@@ -13,7 +13,7 @@ from torch import Tensor
 
 from .training import PLAIN, run_names
 
-__all__ = ["format_table", "lam_summary", "summarize", "verdict", "write_json"]
+__all__ = ["calibration_verdict", "format_table", "lam_summary", "summarize", "verdict", "write_json"]
 
 
 def _stats(values: Sequence[float]) -> dict[str, Any]:
@@ -28,29 +28,40 @@ def _mixed(summary: dict[str, dict]) -> str:
 
 
 def summarize(histories: list[dict]) -> dict[str, dict]:
-    """Best and final validation accuracy and final validation loss of each run over seeds: mean, sample std, values.
+    """Each run's best and final validation accuracy, final validation loss, and last-epoch ECE and mean confidence.
 
-    Keyed by run name, "plain" first, as in ``histories``.
+    Over seeds: mean, sample std, values. Keyed by run name, "plain" first, as in ``histories``.
     """
     return {
         run: {
             "best_val_acc": _stats([max(h[run]["val_acc"]) for h in histories]),
             "final_val_acc": _stats([h[run]["val_acc"][-1] for h in histories]),
             "final_val_loss": _stats([h[run]["val_loss"][-1] for h in histories]),
+            "final_ece": _stats([h[run]["calibration"]["ece"] for h in histories]),
+            "final_confidence": _stats([h[run]["calibration"]["mean_confidence"] for h in histories]),
         }
         for run in run_names(histories[0])
     }
 
 
+def _percent(stats: dict[str, Any]) -> str:
+    return f"{100 * stats['mean']:.2f} ± {100 * stats['std']:.2f} %"
+
+
 def format_table(summary: dict[str, dict]) -> str:
-    """The terminal table: mean ± std over seeds (accuracy in %), one row per run, named as in ``summary``."""
+    """The terminal table: mean ± std over seeds (accuracy, ECE and confidence in %), one row per run.
+
+    Rows are named as in ``summary``; "final conf" is the mean confidence of the predicted class.
+    """
     width = max(8, *map(len, summary))
-    lines = [f"{'':{width}}{'best val acc':>18}{'final val acc':>18}{'final val loss':>18}"]
+    titles = ("best val acc", "final val acc", "final val loss", "final ECE", "final conf")
+    lines = [f"{'':{width}}" + "".join(f"{title:>18}" for title in titles)]
     for run in summary:
         s = summary[run]
-        acc = [f"{100 * s[k]['mean']:.2f} ± {100 * s[k]['std']:.2f} %" for k in ("best_val_acc", "final_val_acc")]
         loss = f"{s['final_val_loss']['mean']:.3f} ± {s['final_val_loss']['std']:.3f}"
-        lines.append(f"{run:{width}}{acc[0]:>18}{acc[1]:>18}{loss:>18}")
+        cells = [_percent(s["best_val_acc"]), _percent(s["final_val_acc"]), loss]
+        cells += [_percent(s["final_ece"]), _percent(s["final_confidence"])]
+        lines.append(f"{run:{width}}" + "".join(f"{cell:>18}" for cell in cells))
     return "\n".join(lines)
 
 
@@ -89,6 +100,43 @@ def verdict(summary: dict[str, dict], n_seeds: int) -> str:
     else:
         tail = "unlike the reference (higher accuracy, higher validation loss)"
     return f"Verdict: {acc} and {loss}: {tail}."
+
+
+def calibration_verdict(summary: dict[str, dict], n_seeds: int) -> str:
+    """One line on calibration at the last epoch: which run has the lower ECE, and is the difference clear.
+
+    Clear, as in :func:`verdict`, means above the larger seed-to-seed std of the ECE (needs 2+ seeds). The
+    line then compares the mixed run's mean confidence with plain's and with its own accuracy (under- or
+    over-confident).
+    """
+    name = _mixed(summary)
+    plain, mixed = summary[PLAIN], summary[name]
+    ece = {run: 100 * summary[run]["final_ece"]["mean"] for run in (PLAIN, name)}
+    diff = ece[name] - ece[PLAIN]
+    noise = 100 * max(plain["final_ece"]["std"], mixed["final_ece"]["std"])
+    if diff == 0:
+        head = f"{PLAIN} and {name} are equally calibrated (final ECE {ece[PLAIN]:.2f} % each"
+    else:
+        better, worse = (name, PLAIN) if diff < 0 else (PLAIN, name)
+        head = f"{better} is better calibrated (final ECE {ece[better]:.2f} % vs {worse}'s {ece[worse]:.2f} %"
+    if n_seeds == 1:
+        head += ", 1 seed: too few to tell an effect from noise)"
+    elif diff == 0:
+        head += f", {n_seeds} seeds)"
+    else:
+        side = "above" if abs(diff) > noise else "within"
+        head += f", {n_seeds} seeds: a difference of {abs(diff):.2f} points, {side} the seed-to-seed std of {noise:.2f})"
+    conf_m, conf_p = 100 * mixed["final_confidence"]["mean"], 100 * plain["final_confidence"]["mean"]
+    acc_m = 100 * mixed["final_val_acc"]["mean"]
+    level = "less confident than" if conf_m < conf_p else "more confident than" if conf_m > conf_p else "as confident as"
+    if conf_m < acc_m:
+        fit = f"below its accuracy of {acc_m:.2f} %: under-confident"
+    elif conf_m > acc_m:
+        fit = f"above its accuracy of {acc_m:.2f} %: over-confident"
+    else:
+        fit = f"equal to its accuracy of {acc_m:.2f} %"
+    tail = f"{name}'s predictions are {level} {PLAIN}'s (mean confidence {conf_m:.2f} % vs {conf_p:.2f} %)"
+    return f"Calibration: {head}; {tail}, {fit}."
 
 
 def lam_summary(lams: Tensor, bins: int = 25) -> dict[str, Any]:

@@ -20,6 +20,7 @@ from torch.utils.data import DataLoader, Dataset, default_collate
 
 from mixup_collate import MixupCollate, mixup_cross_entropy
 
+from .calibration import Reliability, reliability_of_logits
 from .data import DemoData
 from .model import build_cnn
 
@@ -128,25 +129,29 @@ def train_epoch(
 
 
 @torch.no_grad()
-def evaluate(model: nn.Module, loader: DataLoader, device: torch.device) -> tuple[float, float]:
-    """Plain cross-entropy and accuracy over a validation loader of ``(x, y)`` batches."""
+def evaluate(model: nn.Module, loader: DataLoader, device: torch.device) -> tuple[float, float, Reliability]:
+    """Plain cross-entropy, accuracy and the reliability bins (:mod:`.calibration`) over ``(x, y)`` batches."""
     model.eval()
     loss, correct, n = 0.0, 0, 0
+    all_logits, labels = [], []
     for x, y in loader:
         logits = model(_as_input(x, device))
         y = y.to(device)
         loss += F.cross_entropy(logits, y, reduction="sum").item()
         correct += (logits.argmax(1) == y).sum().item()
         n += len(y)
-    return loss / n, correct / n
+        all_logits.append(logits)
+        labels.append(y)
+    return loss / n, correct / n, reliability_of_logits(torch.cat(all_logits), torch.cat(labels))
 
 
 def train_run(
     state: dict, data: DemoData, settings: Settings, seed: int, run: str
-) -> tuple[dict[str, list[float]], list[Tensor]]:
+) -> tuple[dict[str, Any], list[Tensor]]:
     """Train a CNN from ``state`` for ``epochs``: with ``default_collate`` if ``run`` is "plain", else mixed.
 
-    Returns the per-epoch ``train_loss``, ``val_loss`` and ``val_acc``, and the ``lam`` of every mixed batch.
+    Returns the per-epoch ``train_loss``, ``val_loss`` and ``val_acc``, the last epoch's validation
+    ``calibration`` (:meth:`Reliability.as_dict`), and the ``lam`` of every mixed batch.
     """
     from tqdm import tqdm
 
@@ -158,17 +163,18 @@ def train_run(
     steps = min(len(train), settings.max_batches or len(train))
     opt = torch.optim.AdamW(model.parameters(), lr=settings.lr, weight_decay=settings.weight_decay)
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=settings.lr, total_steps=settings.epochs * steps)
-    history: dict[str, list[float]] = {"train_loss": [], "val_loss": [], "val_acc": []}
+    history: dict[str, Any] = {"train_loss": [], "val_loss": [], "val_acc": []}
     lams: list[Tensor] = []
     bar = tqdm(range(settings.epochs), desc=f"seed {seed} {run}", leave=False, unit="epoch")
     for _ in bar:
         train_loss, epoch_lams = train_epoch(model, train, opt, sched, settings)
         history["train_loss"].append(train_loss)
         lams += epoch_lams
-        val_loss, val_acc = evaluate(model, val, settings.device)
+        val_loss, val_acc, bins = evaluate(model, val, settings.device)
         history["val_loss"].append(val_loss)
         history["val_acc"].append(val_acc)
         bar.set_postfix(val_acc=f"{100 * val_acc:.1f}%")
+    history["calibration"] = bins.as_dict()
     return history, lams
 
 
