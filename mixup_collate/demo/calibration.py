@@ -104,7 +104,10 @@ def _edges(bins: int) -> Tensor:
 
 
 def reliability(confidence: Tensor, correct: Tensor, bins: int = BINS) -> Reliability:
-    """Bin ``N`` predictions by ``confidence`` (``(N,)`` in ``[0, 1]``); ``correct`` ``(N,)`` bool says which were right."""
+    """Bin ``N`` predictions by ``confidence`` (``(N,)``, in ``[0, 1]``).
+
+    ``correct`` (``(N,)`` bool) marks the right ones.
+    """
     if isinstance(bins, bool) or not isinstance(bins, int) or bins < 1:
         raise ValueError(f"bins must be a positive int, got {bins!r}")
     if confidence.dim() != 1 or correct.shape != confidence.shape or len(confidence) == 0:

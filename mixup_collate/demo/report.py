@@ -125,10 +125,11 @@ def calibration_verdict(summary: dict[str, dict], n_seeds: int) -> str:
         head += f", {n_seeds} seeds)"
     else:
         side = "above" if abs(diff) > noise else "within"
-        head += f", {n_seeds} seeds: a difference of {abs(diff):.2f} points, {side} the seed-to-seed std of {noise:.2f})"
+        head += f", {n_seeds} seeds: a difference of {abs(diff):.2f} points, {side} the seed-to-seed std"
+        head += f" of {noise:.2f})"
     conf_m, conf_p = 100 * mixed["final_confidence"]["mean"], 100 * plain["final_confidence"]["mean"]
     acc_m = 100 * mixed["final_val_acc"]["mean"]
-    level = "less confident than" if conf_m < conf_p else "more confident than" if conf_m > conf_p else "as confident as"
+    level = "as confident as" if conf_m == conf_p else f"{'less' if conf_m < conf_p else 'more'} confident than"
     if conf_m < acc_m:
         fit = f"below its accuracy of {acc_m:.2f} %: under-confident"
     elif conf_m > acc_m:
