@@ -15,7 +15,14 @@ pytest.importorskip("tqdm")
 from mixup_collate.demo import cli  # noqa: E402
 
 TINY = ["--epochs", "1", "--max-batches", "3", "--seeds", "1", "--device", "cpu"]
-FILES = ("mixed_samples.png", "cutmix_samples.png", "lam_histogram.png", "curves.png", "results.json")
+FILES = (
+    "mixed_samples.png",
+    "cutmix_samples.png",
+    "lam_histogram.png",
+    "curves.png",
+    "reliability.png",
+    "results.json",
+)
 
 
 @pytest.fixture(autouse=True)
@@ -62,7 +69,25 @@ def check_outputs(out, pixels, mixup_alpha=0.4, cutmix_alpha=1.0):
         assert set(shown["label_a"] + shown["label_b"]) <= set(config["classes"])
     assert all(is_kept_share(lam, pixels) for lam in cut["lam"]) and min(cut["lam"]) < 1
     assert not any(is_kept_share(lam, pixels) for lam in mixed["lam"] if lam < 1)
+    check_calibration(results)
     return results
+
+
+def check_calibration(results):
+    """Each run of each seed carries its last epoch's 15 bins over the whole validation set, its ECE and mean
+    confidence follow from them, its bins' accuracy is the run's final accuracy, and the summary holds them all."""
+    n_val = results["config"]["n_val"]
+    for run, summary in results["summary"].items():
+        for history in results["histories"]:
+            c = history[run]["calibration"]
+            assert len(c["counts"]) == len(c["correct"]) == len(c["confidence_sum"]) == 15
+            assert sum(c["counts"]) == n_val
+            assert sum(c["correct"]) == round(history[run]["val_acc"][-1] * n_val) and 0 < c["mean_confidence"] <= 1
+            filled = [(n, a, conf) for n, a, conf in zip(c["counts"], c["bin_accuracy"], c["bin_confidence"]) if n]
+            assert c["ece"] == pytest.approx(sum(n / n_val * abs(a - conf) for n, a, conf in filled))
+            assert c["mean_confidence"] == pytest.approx(sum(c["confidence_sum"]) / n_val)
+        for key, field in (("final_ece", "ece"), ("final_confidence", "mean_confidence")):
+            assert summary[key]["values"] == [h[run]["calibration"][field] for h in results["histories"]]
 
 
 def test_demo_on_digits(tmp_path, capsys):
@@ -78,9 +103,21 @@ def test_demo_on_digits(tmp_path, capsys):
     assert results["verdict"].startswith("Verdict:")
     printed = capsys.readouterr().out
     assert "plain" in printed and "mixup" in printed and results["verdict"] in printed
+    assert "final ECE" in printed and results["verdict"].splitlines()[1].startswith("Calibration: ")
     assert "cutmix" not in printed.replace("cutmix_samples.png", "")
     wrote = printed.split("Wrote:")[1].split()
     assert wrote == [str(tmp_path / name) for name in FILES]
+
+
+def test_results_carry_the_calibration_of_each_run_and_seed(tmp_path, monkeypatch):
+    monkeypatch.setattr(cli.plots, "write_all", lambda *args: ([], {}))  # the pictures are checked above
+    assert cli.main([*TINY, "--max-batches", "1", "--seeds", "3,5", "--out", str(tmp_path)]) == 0
+    results = json.loads((tmp_path / "results.json").read_text())
+    assert [h["seed"] for h in results["histories"]] == [3, 5]
+    check_calibration(results)
+    for run in ("plain", "mixup"):
+        assert len(results["summary"][run]["final_ece"]["values"]) == 2
+    assert results["verdict"].splitlines()[1].startswith("Calibration: ") and "2 seeds" in results["verdict"]
 
 
 def test_cutmix_only_demo_names_its_run_cutmix_and_still_draws_mixup(tmp_path, capsys):

@@ -98,3 +98,50 @@ def test_lam_histogram_overlays_the_density_of_mixups_share(drawn, tmp_path, alp
     t = torch.as_tensor(line.get_xdata())
     expected = share * 2 * stats.beta.pdf(t.numpy(), alpha, alpha)
     assert line.get_ydata() == pytest.approx(expected, rel=1e-10)
+
+
+def calibration_histories(seeds=2):
+    """Per seed, the last-epoch bins of a "plain" run right 90 % of the time and an under-confident "mixup" run."""
+    from mixup_collate.demo.calibration import reliability
+
+    histories = []
+    for seed in range(seeds):
+        g = torch.Generator().manual_seed(seed)
+        correct = torch.rand(400, generator=g) < 0.9
+        plain = 0.7 + 0.3 * torch.rand(400, generator=g, dtype=torch.float64)
+        mixup = 0.3 + 0.6 * torch.rand(400, generator=g, dtype=torch.float64)
+        runs = {"plain": plain, "mixup": mixup}
+        histories.append(
+            {"seed": seed, **{run: {"calibration": reliability(c, correct).as_dict()} for run, c in runs.items()}}
+        )
+    return histories
+
+
+class TestReliabilityDiagram:
+    def test_the_picture_is_written(self, tmp_path):
+        path = plots.reliability_diagram(tmp_path / "reliability.png", calibration_histories())
+        assert path == tmp_path / "reliability.png" and path.stat().st_size > 10_000
+        assert path.read_bytes().startswith(b"\x89PNG")
+
+    def test_it_draws_the_pooled_bins_of_each_run_the_diagonal_and_each_bins_share(self, drawn, tmp_path):
+        from mixup_collate.demo.calibration import Reliability
+
+        histories = calibration_histories()
+        plots.reliability_diagram(tmp_path / "reliability.png", histories)
+        ((curve_ax, share_ax),) = [fig.axes for fig in drawn]
+        diagonal, *curves = curve_ax.lines
+        assert list(diagonal.get_xdata()) == [0, 1] and list(diagonal.get_ydata()) == [0, 1]
+        labels = [text.get_text() for text in curve_ax.get_legend().get_texts()]
+        assert labels[0] == "perfectly calibrated"
+        bars = share_ax.containers
+        assert len(curves) == len(bars) == 2
+        for run, line, label, bar in zip(("plain", "mixup"), curves, labels[1:], bars):
+            pooled = Reliability.pooled(Reliability.from_dict(h[run]["calibration"]) for h in histories)
+            filled = pooled.counts > 0
+            assert list(line.get_xdata()) == pytest.approx(pooled.confidence[filled].tolist())
+            assert list(line.get_ydata()) == pytest.approx(pooled.accuracy[filled].tolist())
+            ece = torch.tensor([h[run]["calibration"]["ece"] for h in histories], dtype=torch.float64) * 100
+            assert label == f"{run}: ECE {ece.mean():.2f} ± {ece.std():.2f} %"
+            heights = [patch.get_height() for patch in bar.patches]
+            assert heights == pytest.approx(pooled.share[filled].tolist()) and sum(heights) == pytest.approx(1)
+        assert share_ax.get_yscale() == "log"

@@ -55,3 +55,24 @@ def test_the_mixed_run_trains_on_mixup_cutmix_or_both(digits, alpha, cutmix_alph
     assert list(history) == ["seed", "plain", mixing_name(alpha, cutmix_alpha)]
     assert lams.shape == (3 * 64,) and bool(((lams >= 0.5) & (lams <= 1)).all())
     assert cut_low <= kept_share_fraction(lams) <= cut_high
+
+
+def test_evaluate_bins_the_softmax_confidence_of_every_validation_prediction(digits):
+    from torch.utils.data import DataLoader
+
+    from mixup_collate.demo.calibration import reliability
+    from mixup_collate.demo.model import build_cnn
+    from mixup_collate.demo.training import evaluate
+
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(0)
+        model = build_cnn(1, 10, 8).eval()
+    loader = DataLoader(digits.val, batch_size=128)  # several batches: the bins cover all of them
+    loss, acc, bins = evaluate(model, loader, torch.device("cpu"))
+    x = torch.stack([digits.val[i][0] for i in range(len(digits.val))])
+    y = torch.tensor([digits.val[i][1] for i in range(len(digits.val))])
+    with torch.no_grad():
+        probs = model(x).double().softmax(1)
+    expected = reliability(probs.max(1).values, probs.argmax(1) == y)
+    assert bins.counts.equal(expected.counts) and bins.correct.equal(expected.correct)
+    assert bins.ece == pytest.approx(expected.ece, rel=1e-6) and bins.overall_accuracy == acc

@@ -2,13 +2,15 @@
 
 ``python -m mixup_collate.demo`` (or ``mixup-collate demo``) trains the same CNN twice per seed, identical
 but for the collate: ``default_collate`` + cross-entropy, and ``MixupCollate`` + ``mixup_cross_entropy``
-(Mixup by default; CutMix, or both, with ``--cutmix-alpha``). It prints a table of validation accuracy and
-loss, a verdict, and writes pictures (Mixup and CutMix samples, ``lam``, curves) and ``results.json``.
+(Mixup by default; CutMix, or both, with ``--cutmix-alpha``). It prints a table of validation accuracy, loss
+and calibration (ECE, mean confidence), a verdict, and writes pictures (Mixup and CutMix samples, ``lam``,
+curves, reliability) and ``results.json``.
 Needs the optional extra: ``pip install "mixup-collate[demo]"``.
 
 The modules follow the data: ``data`` (datasets) -> ``training`` (loaders with the collate, the ``model``,
-the training loop) -> ``report`` (summary, table, verdict, ``results.json``) and ``plots`` (pictures);
-``cli`` parses the options and runs them in that order. The demo uses the library's public API only.
+the training loop, the ``calibration`` of its predictions) -> ``report`` (summary, table, verdict,
+``results.json``) and ``plots`` (pictures); ``cli`` parses the options and runs them in that order. The
+demo uses the library's public API only.
 """
 
 from .cli import main

@@ -65,8 +65,8 @@ def _number(kind: type, low: float, strict: bool = True) -> Any:
 
 _DESCRIPTION = """\
 Train a small CNN twice per seed, with and without Mixup (or CutMix, or both: --cutmix-alpha), with the
-same data, initial weights, shuffling and schedule; compare validation accuracy and loss, and draw what
-Mixup and CutMix do to the images."""
+same data, initial weights, shuffling and schedule; compare validation accuracy, loss and calibration, and
+draw what Mixup and CutMix do to the images and to the confidence of the predictions."""
 
 _EXAMPLES = """\
 examples:
