@@ -20,7 +20,7 @@ __all__ = ["BINS", "Reliability", "reliability", "reliability_of_logits"]
 BINS = 15
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)  # tensors do not compare to one bool
 class Reliability:
     """Per confidence bin: ``counts`` (predictions), ``correct`` (those right) and ``confidence_sum``, each ``(M,)``."""
 
