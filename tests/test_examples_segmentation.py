@@ -21,6 +21,8 @@ from mixup_collate import MixupCollate
 
 # The README's "Segmentation and other dense targets" section quotes this count (added + removed lines).
 PATCH, PATCH_CHANGED_LINES = "torchvision_segmentation.diff", 9
+# The section's draft, which the README takes in; its diff block is the patch file.
+SECTION = EXAMPLES / "README_dense_section.md"
 
 
 @pytest.fixture(autouse=True)
@@ -201,3 +203,11 @@ class TestSegmentationPatch:
         loss_line = next(line for line in added if "mixup_cross_entropy(" in line)
         assert loss_line in runner and "ignore_index=255" in loss_line
         assert any("for image, *target in " in line for line in added)
+
+    def test_the_section_prints_the_patch_file_and_its_count(self):
+        section = SECTION.read_text()
+        block = section.split("```diff\n", 1)[1].split("```", 1)[0]
+        assert block == (EXAMPLES / PATCH).read_text()
+        body = [line for line in block.splitlines() if not line.startswith(("--- a/", "+++ b/"))]
+        added, removed = (sum(line.startswith(c) for line in body) for c in "+-")
+        assert f"{PATCH}`, {PATCH_CHANGED_LINES} lines: +{added} -{removed})" in section
