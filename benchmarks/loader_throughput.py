@@ -521,10 +521,12 @@ def main(argv: list[str] | None = None) -> int:
         p.error(f"--batch-sizes {odd}: timm's Mixup and FastCollateMixup need even batch sizes")
     if args.rounds < 1:
         p.error(f"--rounds must be at least 1, got {args.rounds}")
-    per_round = {"memory": args.samples, "decode": args.decode_samples, "dense": args.dense_samples}
-    fewest = min(per_round[pipeline] for pipeline in args.pipelines)
-    if not all(1 <= b <= fewest for b in args.batch_sizes + [b for b, _ in args.dense_cells]):
+    per_round = {"memory": args.samples, "decode": args.decode_samples}
+    fewest = min((per_round[pipeline] for pipeline in args.pipelines if pipeline != "dense"), default=None)
+    if fewest is not None and not all(1 <= b <= fewest for b in args.batch_sizes):
         p.error(f"--batch-sizes {args.batch_sizes}: each must be in [1, {fewest}] (the samples per round)")
+    if "dense" in args.pipelines and any(b > args.dense_samples for b, _ in args.dense_cells):
+        p.error(f"--dense-cells: each batch must be at most --dense-samples ({args.dense_samples})")
     device = pick_device(args.device)
     print(f"loader throughput on {device}, {torch.get_num_threads()} threads, {os.cpu_count()} cores")
     results = run(args, device)
