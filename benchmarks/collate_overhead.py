@@ -240,7 +240,8 @@ def main(argv: list[str] | None = None) -> int:
         dense = run_dense(dense_cells, args.rounds, device)
         info = machine()
     print(f"collate overhead on {device}: median us per batch, 1 thread, {args.rounds} interleaved rounds")
-    print(format_table(results))
+    if results:
+        print(format_table(results))
     if dense:
         print("dense targets: per-sample CutMix of images and masks")
         print(format_dense_table(dense))
