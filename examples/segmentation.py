@@ -191,7 +191,8 @@ def picture(path: Path, size: int, device: torch.device, count: int = 8) -> Path
         overlay = 0.45 * images[i].permute(1, 2, 0) + 0.55 * colours[i]
         for row, (shown, cmap) in enumerate([(images[i].permute(1, 2, 0), None), (overlay, None), (lam[i], "gray")]):
             axes[row, i].imshow(shown.cpu().numpy(), cmap=cmap, vmin=0, vmax=1, interpolation="nearest")
-            axes[row, i].set_axis_off()
+            axes[row, i].set_xticks([])
+            axes[row, i].set_yticks([])
         axes[2, i].set_title(f"kept {lam[i].mean().item():.2f}", fontsize=8)
     fig.suptitle(
         "Per-sample CutMix: mixed images, their masks (red disc, green square, blue triangle, white void), lam",
