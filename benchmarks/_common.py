@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import os
 import platform
 import statistics
@@ -109,3 +110,25 @@ def torch_threads(count: int) -> Iterator[None]:
         yield
     finally:
         torch.set_num_threads(before)
+
+
+def batch_cutmix(x: torch.Tensor, y: torch.Tensor, generator: torch.Generator | None = None):
+    """CutMix for segmentation the way composer applies it in the loop: one box for the whole batch.
+
+    ``x`` ``(B, C, H, W)`` and the masks ``y`` ``(B, H, W)`` get the same box pasted from ``x[perm]`` and
+    ``y[perm]`` (in place); the box covers ``1 - lam`` of the image, ``lam ~ Beta(1, 1)``, centred on a
+    uniform pixel and clipped at the border. Returns ``(x, y)``, the loop then trains on the cut masks.
+    """
+    batch, height, width = y.shape
+    lam = float(torch.rand((), generator=generator))  # Beta(1, 1) is uniform
+    perm = torch.randperm(batch, generator=generator).to(x.device)
+    cut_h, cut_w = int(height * math.sqrt(1 - lam)), int(width * math.sqrt(1 - lam))
+    cy, cx = (
+        int(torch.randint(0, height, (), generator=generator)),
+        int(torch.randint(0, width, (), generator=generator)),
+    )
+    top, bottom = max(cy - cut_h // 2, 0), min(cy + cut_h // 2, height)
+    left, right = max(cx - cut_w // 2, 0), min(cx + cut_w // 2, width)
+    x[:, :, top:bottom, left:right] = x[perm, :, top:bottom, left:right]
+    y[:, top:bottom, left:right] = y[perm, top:bottom, left:right]
+    return x, y

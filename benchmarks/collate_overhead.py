@@ -3,6 +3,7 @@
     python benchmarks/collate_overhead.py                   # B in {32, 64, 128, 512} at 3x32x32 and 3x224x224
     python benchmarks/collate_overhead.py --max-mb 400      # also 512x3x224x224 (308 MB per float32 batch)
     python benchmarks/collate_overhead.py --device cuda     # the mix (``apply``) on a GPU
+    python benchmarks/collate_overhead.py --batch-sizes --dense-cells 16x256 8x512   # the dense rows only
 
 For every case (``B`` samples of 3xSxS, float32 or uint8, one list of ``(tensor, int)`` built once),
 on one CPU thread (what a DataLoader worker or a busy main process gives a batch), interleaved over
@@ -14,6 +15,14 @@ rounds, medians:
 * Its parts: ``stack_samples`` (the collate's stacking in the main process), ``draw`` (the random
   parameters, on a stacked batch) and ``apply`` (move and mix, on a fresh stack made untimed).
 * The stacking references: ``default_collate`` alone and ``torch.stack`` of the inputs (the copy floor).
+
+Dense rows (``--dense-cells BxS``: ``B`` pairs of a ``uint8`` image ``3xSxS`` and a ``uint8`` mask ``SxS``):
+
+* ``plain``: ``default_collate`` of the pairs, moved, ``x.float().div_(255)`` and ``int64`` masks.
+* ``ours``: ``MixupCollate(alpha=0, cutmix_alpha=1.0, dense_targets=True, device=..., seed=0)``,
+  finished: per-sample boxes cut from image and mask alike, and ``lam`` ``(B, S, S)``.
+* ``composer_inloop``: ``plain`` then one box for the whole batch pasted into images and masks in the
+  loop, as composer's CutMix does for segmentation (``_common.batch_cutmix``).
 
 Prints a table with ``ours / plain`` and writes ``benchmarks/results/collate_overhead.json``.
 """
@@ -29,12 +38,22 @@ import torch
 from torch.utils.data import default_collate
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import RESULTS, interleaved, machine, summary, table, torch_threads, write_json  # noqa: E402
+from _common import (  # noqa: E402
+    RESULTS,
+    batch_cutmix,
+    interleaved,
+    machine,
+    summary,
+    table,
+    torch_threads,
+    write_json,
+)
 
 from mixup_collate import MixupCollate  # noqa: E402
 from mixup_collate.stack import stack_samples  # noqa: E402
 
 CASES = ["plain", "ours", "stack_samples", "draw", "apply", "default_collate", "torch.stack"]
+DENSE_CASES = ["plain", "ours", "composer_inloop"]
 
 
 def make_samples(batch: int, side: int, dtype: torch.dtype) -> list[tuple[torch.Tensor, int]]:
@@ -75,6 +94,73 @@ def cases(samples: list[tuple[torch.Tensor, int]], device: torch.device) -> tupl
         "torch.stack": lambda: torch.stack(inputs),
     }
     return timed, {"apply": fresh_stack}
+
+
+def make_dense_samples(batch: int, side: int) -> list[tuple[torch.Tensor, torch.Tensor]]:
+    """``batch`` separate pairs: a ``uint8`` image ``(3, side, side)`` and a ``uint8`` mask (21 classes and 255)."""
+    g = torch.Generator().manual_seed(0)
+    xs = torch.randint(0, 256, (batch, 3, side, side), dtype=torch.uint8, generator=g)
+    ys = torch.randint(0, 21, (batch, side, side), dtype=torch.uint8, generator=g)
+    ys[:, :2] = 255
+    return [(xs[i].clone(), ys[i].clone()) for i in range(batch)]
+
+
+def dense_cases(samples: list[tuple[torch.Tensor, torch.Tensor]], device: torch.device) -> dict:
+    """The timed functions of one dense row: each ends with float32 images in [0, 1] and int64 masks on the device."""
+    collate = MixupCollate(alpha=0, cutmix_alpha=1.0, dense_targets=True, device=device, seed=0)
+    g = torch.Generator().manual_seed(0)
+
+    def plain():
+        x, y = default_collate(samples)
+        x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
+        return x.float().div_(255), y.long()
+
+    return {
+        "plain": plain,
+        "ours": lambda: collate(samples).finish(),
+        "composer_inloop": lambda: batch_cutmix(*plain(), generator=g),
+    }
+
+
+def parse_cell(text: str) -> tuple[int, int]:
+    """``"16x256"`` as ``(16, 256)``: a batch size and an image side."""
+    batch, _, side = text.partition("x")
+    if not (batch.isdigit() and side.isdigit()) or int(batch) < 1 or int(side) < 1:
+        raise argparse.ArgumentTypeError(f"expected BxS with positive integers (16x256), got {text!r}")
+    return int(batch), int(side)
+
+
+def run_dense(cells: list[tuple[int, int]], rounds: int, device: torch.device) -> list[dict]:
+    results = []
+    for batch, side in cells:
+        times = interleaved(dense_cases(make_dense_samples(batch, side), device), rounds, device)
+        seconds = {name: summary(times[name]) for name in DENSE_CASES}
+        plain = seconds["plain"]["median"]
+        results.append(
+            {
+                "batch": batch,
+                "shape": [3, side, side],
+                "mask": [side, side],
+                "dtype": "uint8",
+                "seconds": seconds,
+                "ours_over_plain": seconds["ours"]["median"] / plain,
+                "composer_inloop_over_plain": seconds["composer_inloop"]["median"] / plain,
+            }
+        )
+        print(f"  done: dense {batch}x3x{side}x{side} + mask", flush=True)
+    return results
+
+
+def format_dense_table(results: list[dict]) -> str:
+    rows = []
+    for r in results:
+        us = {name: r["seconds"][name]["median"] * 1e6 for name in DENSE_CASES}
+        rows.append(
+            ["x".join(map(str, r["shape"])) + " + mask", r["batch"], f"{us['plain']:.0f}", f"{us['ours']:.0f}"]
+            + [f"{r['ours_over_plain']:.2f}", f"{us['composer_inloop']:.0f}", f"{r['composer_inloop_over_plain']:.2f}"]
+        )
+    headers = ["sample (uint8)", "B", "plain", "ours", "ours / plain", "composer_inloop", "composer_inloop / plain"]
+    return table(headers, rows)
 
 
 def grid(batch_sizes: list[int], sides: list[int], max_mb: float) -> tuple[list[tuple[int, int]], list[str]]:
@@ -130,9 +216,12 @@ def format_table(results: list[dict]) -> str:
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--device", default="cpu", help="where the collate mixes (default cpu; cuda: apply on the GPU)")
-    p.add_argument("--batch-sizes", type=int, nargs="+", default=[32, 64, 128, 512])
+    p.add_argument("--batch-sizes", type=int, nargs="*", default=[32, 64, 128, 512], help="none: no image rows")
     p.add_argument("--sizes", type=int, nargs="+", default=[32, 224], help="image sides (3 x S x S)")
     p.add_argument("--max-mb", type=float, default=256, help="skip cases whose float32 batch is larger (MB)")
+    p.add_argument(
+        "--dense-cells", type=parse_cell, nargs="*", default=[(16, 256), (8, 512)], help="BxS dense rows; none: no rows"
+    )
     p.add_argument("--rounds", type=int, default=21, help="timed rounds (after two warm-up rounds)")
     p.add_argument("--out", type=Path, default=RESULTS / "collate_overhead.json")
     args = p.parse_args(argv)
@@ -142,13 +231,20 @@ def main(argv: list[str] | None = None) -> int:
     if device.type == "cuda" and not torch.cuda.is_available():
         p.error(f"--device {args.device}: no CUDA device here")
     cells, skipped = grid(args.batch_sizes, args.sizes, args.max_mb)
-    for note in skipped:
+    dense_cells = [(b, s) for b, s in args.dense_cells if b * 3 * s * s * 4 / 1e6 <= args.max_mb]
+    dense_skipped = [f"dense {b}x3x{s}x{s} (over --max-mb)" for b, s in args.dense_cells if (b, s) not in dense_cells]
+    for note in skipped + dense_skipped:
         print(f"skipped: {note}")
     with torch_threads(1):
         results = run(cells, args.rounds, device)
+        dense = run_dense(dense_cells, args.rounds, device)
         info = machine()
     print(f"collate overhead on {device}: median us per batch, 1 thread, {args.rounds} interleaved rounds")
-    print(format_table(results))
+    if results:
+        print(format_table(results))
+    if dense:
+        print("dense targets: per-sample CutMix of images and masks")
+        print(format_dense_table(dense))
     path = write_json(
         args.out,
         {
@@ -157,6 +253,8 @@ def main(argv: list[str] | None = None) -> int:
             "args": vars(args) | {"out": str(args.out)},
             "skipped": skipped,
             "results": results,
+            "dense_skipped": dense_skipped,
+            "dense_results": dense,
         },
     )
     print(f"wrote {path}")

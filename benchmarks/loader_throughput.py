@@ -2,6 +2,7 @@
 
     python benchmarks/loader_throughput.py                    # the full grid, all modes (about 20 minutes on 2 cores)
     python benchmarks/loader_throughput.py --modes cutmix     # one mode group (plain always runs, as the reference)
+    python benchmarks/loader_throughput.py --pipelines dense  # segmentation pairs only (image + mask)
     python benchmarks/loader_throughput.py --help
 
 Every strategy iterates the same map-style dataset and ends with the same product: a float32
@@ -25,6 +26,14 @@ documented collate recipe (``torchvision_v2``). Two pipelines:
 
 Strategies run interleaved over rounds (A B C ... A B C ...); each is timed per round and the
 median reported, with ratios against ``plain`` (no mixup) and ``two_loader`` (the paper's recipe).
+A third pipeline, ``dense``, serves segmentation pairs: a ``uint8`` image ``3xSxS`` and its ``uint8``
+mask ``SxS`` in memory, flipped together per sample, at the ``--dense-cells`` (``BxS``: 16x256 and
+8x512). Its strategies, each ending with float32 images in [0, 1] and int64 masks on the device:
+``plain`` (``default_collate``), ``composer_inloop`` (``plain`` then one CutMix box for the whole
+batch, pasted into images and masks in the loop as composer does) and ``mixup_collate_dense``
+(``MixupCollate(alpha=0, cutmix_alpha=1.0, dense_targets=True)``: a box per sample, ``lam`` per pixel),
+in the mode ``dense_cutmix``.
+
 ``mix_in_worker`` is an ablation for a design question (mix CPU batches in the workers instead of
 the main process?), run only for a CPU target with workers.
 """
@@ -46,7 +55,7 @@ from torch.utils.data import DataLoader, Dataset, default_collate
 from torchvision.transforms import v2
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import RESULTS, interleaved, machine, pick_device, summary, table, write_json  # noqa: E402
+from _common import RESULTS, batch_cutmix, interleaved, machine, pick_device, summary, table, write_json  # noqa: E402
 
 from mixup_collate import MixupCollate  # noqa: E402
 from mixup_collate.stack import stack_samples  # noqa: E402
@@ -99,6 +108,26 @@ class DecodeImages(Dataset):
     def __getitem__(self, i: int):
         image = Image.open(io.BytesIO(self.encoded[i % len(self.encoded)])).convert("RGB")
         return self.transform(image), self.labels[i]
+
+
+class DenseImages(Dataset):
+    """Segmentation pairs in memory: ``uint8`` images ``(3, S, S)`` and masks ``(S, S)``, flipped together."""
+
+    def __init__(self, n: int, side: int, distinct: int = 16) -> None:
+        g = torch.Generator().manual_seed(0)
+        self.images = torch.randint(0, 256, (distinct, 3, side, side), dtype=torch.uint8, generator=g)
+        self.masks = torch.randint(0, 21, (distinct, side, side), dtype=torch.uint8, generator=g)
+        self.masks[:, :2] = 255
+        self.n = n
+
+    def __len__(self) -> int:
+        return self.n
+
+    def __getitem__(self, i: int):
+        image, mask = self.images[i % len(self.images)], self.masks[i % len(self.masks)]
+        if torch.rand(()) < 0.5:
+            image, mask = image.flip(-1), mask.flip(-1)
+        return image, mask
 
 
 class Mode(NamedTuple):
@@ -284,6 +313,37 @@ def mode_strategies(mode: Mode, make_ds, batch: int, workers: int, device: torch
     return fns
 
 
+def dense_strategies(ds: Dataset, batch: int, workers: int, device: torch.device):
+    """``{(mode, strategy): callable running one epoch}`` of the dense pipeline, ``plain`` first."""
+    plain = loader(ds, batch, workers)
+    inloop = loader(ds, batch, workers)
+    ours = loader(
+        ds, batch, workers, collate=MixupCollate(alpha=0, cutmix_alpha=1.0, dense_targets=True, device=device, seed=0)
+    )
+    g = torch.Generator().manual_seed(0)
+
+    def to_device(x, y):
+        return x.to(device, non_blocking=True).float().div_(255), y.to(device, non_blocking=True).long()
+
+    def run_plain():
+        for x, y in plain:
+            consume(to_device(x, y)[0])
+
+    def run_composer_inloop():
+        for x, y in inloop:
+            consume(batch_cutmix(*to_device(x, y), generator=g)[0])
+
+    def run_ours():
+        for batch_ in ours:
+            consume(batch_.x)
+
+    return {
+        ("none", "plain"): run_plain,
+        ("dense_cutmix", "composer_inloop"): run_composer_inloop,
+        ("dense_cutmix", "mixup_collate_dense"): run_ours,
+    }
+
+
 def strategies(make_ds, batch: int, workers: int, device: torch.device, modes: list[str], wanted: list[str]):
     """``{(mode, strategy): callable running one epoch}``: ``plain`` (mode ``none``) first, then each mode's."""
     fns = {("none", "plain"): plain_strategy(make_ds, batch, workers, device)}
@@ -330,6 +390,9 @@ def rates_row(pipeline: str, mode: str, name: str, workers: int, batch: int, rat
 def run(args, device: torch.device) -> list[dict]:
     results = []
     for pipeline in args.pipelines:
+        if pipeline == "dense":
+            results += run_dense(args, device)
+            continue
         n = args.samples if pipeline == "memory" else args.decode_samples
 
         def make_ds(as_uint8: bool, pipeline=pipeline, n=n) -> Dataset:
@@ -347,13 +410,37 @@ def run(args, device: torch.device) -> list[dict]:
     return results
 
 
+def run_dense(args, device: torch.device) -> list[dict]:
+    results = []
+    for batch, side in args.dense_cells:
+        ds = DenseImages(args.dense_samples, side)
+        for workers in args.workers:
+            fns = dense_strategies(ds, batch, workers, device)
+            times = interleaved(fns, args.rounds, device)
+            samples = (len(ds) // batch) * batch
+            rates = {key: [samples / t for t in ts] for key, ts in times.items()}
+            rows = [rates_row("dense", mode, name, workers, batch, rates) for mode, name in rates]
+            results += [row | {"shape": [3, side, side]} for row in rows]
+            print(f"  done: dense 3x{side}x{side}, {workers} workers, batch {batch}", flush=True)
+            del fns
+    return results
+
+
+def parse_cell(text: str) -> tuple[int, int]:
+    """``"16x256"`` as ``(16, 256)``: a batch size and an image side."""
+    batch, _, side = text.partition("x")
+    if not (batch.isdigit() and side.isdigit()) or int(batch) < 1 or int(side) < 1:
+        raise argparse.ArgumentTypeError(f"expected BxS with positive integers (16x256), got {text!r}")
+    return int(batch), int(side)
+
+
 def format_table(results: list[dict]) -> str:
     rows = []
     for r in results:
         s = r["samples_per_s"]
         rows.append(
             [
-                r["pipeline"],
+                r["pipeline"] + (f" {r['shape'][1]}" if "shape" in r else ""),
                 r["workers"],
                 r["batch"],
                 r["mode"],
@@ -368,7 +455,10 @@ def format_table(results: list[dict]) -> str:
 
 
 def bar_chart(results: list[dict], path: Path) -> Path | None:
-    """One panel per mode: each strategy's samples/s relative to ``plain``, per configuration."""
+    """One panel per mode: each strategy's samples/s relative to ``plain``, per configuration (dense: table only)."""
+    results = [r for r in results if r["pipeline"] != "dense"]
+    if not results:
+        return None
     try:
         import matplotlib
 
@@ -412,13 +502,17 @@ def bar_chart(results: list[dict], path: Path) -> Path | None:
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--device", default=None, help="default: cuda if available, else cpu")
-    p.add_argument("--pipelines", nargs="+", default=["memory", "decode"], choices=["memory", "decode"])
+    p.add_argument(
+        "--pipelines", nargs="+", default=["memory", "decode", "dense"], choices=["memory", "decode", "dense"]
+    )
     p.add_argument("--modes", nargs="+", default=list(MODES), choices=list(MODES), help="mode groups to run")
     p.add_argument("--workers", type=int, nargs="+", default=[0, os.cpu_count() or 1])
     p.add_argument("--batch-sizes", type=int, nargs="+", default=[64, 256], help="even (timm's Mixup needs it)")
     p.add_argument("--strategies", nargs="+", default=STRATEGIES, choices=STRATEGIES, help="besides plain")
     p.add_argument("--samples", type=int, default=4096, help="samples per round, memory pipeline")
     p.add_argument("--decode-samples", type=int, default=1024, help="samples per round, decode pipeline")
+    p.add_argument("--dense-cells", type=parse_cell, nargs="+", default=[(16, 256), (8, 512)], help="BxS, dense")
+    p.add_argument("--dense-samples", type=int, default=256, help="samples per round, dense pipeline")
     p.add_argument("--rounds", type=int, default=3, help="timed rounds (after two warm-up rounds)")
     p.add_argument("--out", type=Path, default=RESULTS, help="folder for loader_throughput.{json,png}")
     args = p.parse_args(argv)
@@ -427,9 +521,12 @@ def main(argv: list[str] | None = None) -> int:
         p.error(f"--batch-sizes {odd}: timm's Mixup and FastCollateMixup need even batch sizes")
     if args.rounds < 1:
         p.error(f"--rounds must be at least 1, got {args.rounds}")
-    fewest = min(args.samples if pipeline == "memory" else args.decode_samples for pipeline in args.pipelines)
-    if not all(1 <= b <= fewest for b in args.batch_sizes):
+    per_round = {"memory": args.samples, "decode": args.decode_samples}
+    fewest = min((per_round[pipeline] for pipeline in args.pipelines if pipeline != "dense"), default=None)
+    if fewest is not None and not all(1 <= b <= fewest for b in args.batch_sizes):
         p.error(f"--batch-sizes {args.batch_sizes}: each must be in [1, {fewest}] (the samples per round)")
+    if "dense" in args.pipelines and any(b > args.dense_samples for b, _ in args.dense_cells):
+        p.error(f"--dense-cells: each batch must be at most --dense-samples ({args.dense_samples})")
     device = pick_device(args.device)
     print(f"loader throughput on {device}, {torch.get_num_threads()} threads, {os.cpu_count()} cores")
     results = run(args, device)

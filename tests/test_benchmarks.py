@@ -90,3 +90,44 @@ def test_collate_overhead(tmp_path, capsys):
         assert set(r["seconds"]) == cases and all(s["median"] > 0 for s in r["seconds"].values())
         assert r["ours_over_plain"] == r["seconds"]["ours"]["median"] / r["seconds"]["plain"]["median"]
     assert "ours / plain" in capsys.readouterr().out
+
+
+def test_collate_overhead_dense_rows(tmp_path, capsys):
+    out = tmp_path / "overhead.json"
+    # 2x3x8x8 runs; 3x3x16x16 (0.009 MB as float32) is over --max-mb and skipped.
+    args = ["--batch-sizes", "--dense-cells", "2x8", "3x16", "--max-mb", "0.004", "--rounds", "1", "--out", str(out)]
+    assert load("collate_overhead").main(args) == 0
+    payload = json.loads(out.read_text())
+    assert payload["results"] == [] and payload["dense_skipped"] == ["dense 3x3x16x16 (over --max-mb)"]
+    (row,) = payload["dense_results"]
+    assert (row["batch"], row["shape"], row["mask"]) == (2, [3, 8, 8], [8, 8])
+    assert set(row["seconds"]) == {"plain", "ours", "composer_inloop"}
+    assert row["ours_over_plain"] == row["seconds"]["ours"]["median"] / row["seconds"]["plain"]["median"]
+    assert "composer_inloop / plain" in capsys.readouterr().out
+
+
+def test_loader_throughput_dense_pipeline(tmp_path):
+    args = ["--device", "cpu", "--pipelines", "dense", "--dense-cells", "2x8", "--dense-samples", "4"]
+    args += ["--workers", "0", "--rounds", "1", "--batch-sizes", "2", "--out", str(tmp_path)]
+    assert load("loader_throughput").main(args) == 0
+    results = json.loads((tmp_path / "loader_throughput.json").read_text())["results"]
+    expected = {("none", "plain"), ("dense_cutmix", "composer_inloop"), ("dense_cutmix", "mixup_collate_dense")}
+    assert {(r["mode"], r["strategy"]) for r in results} == expected
+    assert all(r["pipeline"] == "dense" and r["shape"] == [3, 8, 8] and r["batch"] == 2 for r in results)
+
+
+def test_batch_cutmix_cuts_one_box_from_images_and_masks_alike():
+    """The composer-style reference the dense rows compare with: one box, the same pixels of image and mask."""
+    spec = importlib.util.spec_from_file_location("bench_common", BENCHMARKS / "_common.py")
+    common = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(common)
+    x = torch.arange(4, dtype=torch.float32).view(4, 1, 1, 1).expand(4, 3, 16, 16).clone()
+    y = torch.arange(4).view(4, 1, 1).expand(4, 16, 16).clone()
+    for seed in range(8):
+        xc, yc = common.batch_cutmix(x.clone(), y.clone(), generator=torch.Generator().manual_seed(seed))
+        assert torch.equal(xc[:, 0].long(), yc) and torch.equal(xc[:, 0], xc[:, 2])  # cut together, pixel for pixel
+        regions = [r for r in yc != y if r.any()]
+        assert all(torch.equal(r, regions[0]) for r in regions), "one box for the whole batch"
+        if regions:
+            rows, cols = regions[0].any(1).nonzero(), regions[0].any(0).nonzero()
+            assert regions[0].sum() == (rows.max() - rows.min() + 1) * (cols.max() - cols.min() + 1)
