@@ -156,10 +156,12 @@ class Finisher:
         weights = lam  # of y_a: per sample, or per pixel for dense targets
         if s.dense_targets:
             weights = pixel_lam(lam, params.rows, params.boxes, *x.shape[-2:])
-            y = y if y.is_floating_point() else y.long()  # small integer masks cross as they are
         else:
             self._warn_if_dense_looking(x, y, s)
-        targets = self._targets(y, perm, weights, params.active, s)
+        if s.dense_targets and not y.is_floating_point():  # small masks cross as they are, gathered while small
+            targets: tuple[Tensor, ...] = (y.long(), y.index_select(0, perm).long())
+        else:
+            targets = self._targets(y, perm, weights, params.active, s)
         plan = plan_inputs(
             x, mixed=params.active, stack_x=s.stack_x, dtype=s.dtype, mean=s.mean, std=s.std,
             channels_last=s.channels_last, overwrite_input=True, constants=self._constants,

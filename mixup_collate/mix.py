@@ -224,6 +224,29 @@ def _mix_some(out: Tensor, partner: Tensor, lam: Tensor, rows: Tensor | None, bo
         out.index_copy_(0, rows, blended)
 
 
+def _mix_some_from(
+    out: Tensor, source: Tensor, perm: Tensor, lam: Tensor, rows: Tensor | None, boxes: Tensor | None
+) -> None:
+    """:func:`_mix_some` reading partners from ``source`` (not ``out``): only the blended rows and the boxes move.
+
+    A CPU path: each box is one slice copy, so a CutMix batch costs its boxes' area, not a pass over the
+    batch and a mask. Out-of-range partners raise as the gather does.
+    """
+    b = out.shape[0]
+    order = perm.tolist()
+    if any(not 0 <= p < b for p in order):
+        raise ValueError(f"perm must hold indices in [0, {b}) for a batch of {b}, got values {order}")
+    if rows is None or len(rows):
+        rows = torch.arange(b) if rows is None else rows.to(out.device)
+        w = per_row(lam.index_select(0, rows), out.ndim)
+        partner = source.index_select(0, perm.index_select(0, rows)).to(out.dtype)
+        out.index_copy_(0, rows, out.index_select(0, rows).mul_(w).addcmul_(partner, 1 - w))
+    if boxes is not None:
+        for i, (top, bottom, left, right) in enumerate(boxes.tolist()):
+            if bottom > top and right > left:
+                out[i, ..., top:bottom, left:right] = source[order[i], ..., top:bottom, left:right]
+
+
 def mix(
     x: Tensor,
     perm: Tensor,
@@ -272,7 +295,7 @@ def mix(
     _check_indices(perm)
     out_dtype = output_dtype(x, dtype)
     out = _private(x, out_dtype, _memory_format(x, channels_last), overwrite_input)
-    return _mix_private(out, out_dtype, perm, lam, rows, boxes, scale, shift, scratch)
+    return _mix_private(out, out_dtype, perm, lam, rows, boxes, scale, shift, scratch, None if out is x else x)
 
 
 def _mix_private(
@@ -285,8 +308,13 @@ def _mix_private(
     scale: Tensor | float,
     shift: Tensor | None,
     scratch: Scratch | None,
+    source: Tensor | None = None,
 ) -> Tensor:
-    """:func:`mix` on ``out``, the private buffer in the computation's dtype and layout, overwritten with the result."""
+    """:func:`mix` on ``out``, the private buffer in the computation's dtype and layout, overwritten with the result.
+
+    ``source`` is the untouched input ``out`` was converted from, when it is another tensor: on the CPU the
+    rows that are cut or blended then read their partners from it, instead of a gather of the whole batch.
+    """
     compute = out.dtype
     if perm.device != out.device:
         perm = perm.to(out.device)
@@ -306,6 +334,10 @@ def _mix_private(
             return out if out_dtype == compute else out.to(out_dtype)
     else:
         scale = torch.as_tensor(scale, dtype=compute, device=out.device)
+        if source is not None and out.device.type == "cpu":
+            _mix_some_from(out, source, perm, lam, rows, boxes)
+            _affine_(out, scale, shift)
+            return out if out_dtype == compute else out.to(out_dtype)
     partner = _gather(out, perm, scratch.take(out) if scratch is not None else torch.empty_like(out))
     if every_row:
         out.mul_(w_own).addcmul_(partner, w_partner)
@@ -465,7 +497,8 @@ def mix_inputs(
         return out if out.dtype == plan.dtype else out.to(plan.dtype)
     _check_rows(x, perm=perm, lam=lam)
     _check_indices(perm)
-    return _mix_private(out, plan.dtype, perm, lam, rows, boxes, plan.scale, plan.shift, scratch)
+    source = None if plan.in_place else x
+    return _mix_private(out, plan.dtype, perm, lam, rows, boxes, plan.scale, plan.shift, scratch, source)
 
 
 def mix_targets(y: Tensor, perm: Tensor, lam: Tensor) -> Tensor:
@@ -500,7 +533,12 @@ def pixel_lam(lam: Tensor, rows: Tensor | None, boxes: Tensor | None, height: in
     out = own.reshape(b, 1, 1).expand(b, height, width)
     if boxes is None:
         return out.contiguous()
-    return torch.where(box_masks(boxes, height, width, lam.device), 0.0, out)
+    if lam.device.type != "cpu":
+        return torch.where(box_masks(boxes, height, width, lam.device), 0.0, out)
+    out = out.contiguous()
+    for i, (top, bottom, left, right) in enumerate(boxes.tolist()):
+        out[i, top:bottom, left:right] = 0.0
+    return out
 
 
 def mix_maps(y: Tensor, perm: Tensor, lam: Tensor) -> Tensor:
