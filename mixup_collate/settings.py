@@ -227,7 +227,7 @@ class Settings:
                 f"cutmix_minmax={minmax!r} allows boxes covering up to {minmax[1] ** 2:.2f} of an image, but "
                 "fold=True keeps at least half of every image; pass fold=False or hi <= 0.707"
             )
-        if self.alpha == 0 and not self.cutmix_on:
+        if self.alpha == 0 and not self.cutmix_on and self.enabled:  # an evaluation collate needs no mixing
             raise ValueError(
                 "alpha=0 turns Mixup off and CutMix is off too (cutmix_alpha=0, no cutmix_minmax); to turn mixing "
                 "off, keep alpha and pass enabled=False (or set collate.enabled = False); to switch to CutMix only, "

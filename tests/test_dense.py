@@ -45,6 +45,20 @@ class TestPerPixelFormula:
         assert batch.y_a.dtype == torch.int64 and torch.equal(batch.y_a, masks.long())
         assert torch.equal(batch.y_b, masks.long()[batch.perm])
 
+    @pytest.mark.parametrize("dtype, tolerance", [(torch.float32, 1e-5), (torch.bfloat16, 2e-2)])
+    def test_normalisation_dtype_and_channels_last_apply_to_the_per_pixel_mix(self, dtype, tolerance):
+        samples, images, _ = segmentation_samples(6, seed=4)
+        mean, std = (0.4, 0.5, 0.6), (0.2, 0.25, 0.3)
+        collate = MixupCollate(
+            alpha=0.4, cutmix_alpha=1.0, dense_targets=True, mean=mean, std=std, dtype=dtype, channels_last=True,
+            device="cpu", seed=4,
+        )  # fmt: skip
+        batch = finished(collate, samples)
+        assert batch.x.dtype == dtype and batch.x.is_contiguous(memory_format=torch.channels_last)
+        m, s = (torch.tensor(v, dtype=torch.float64).reshape(1, 3, 1, 1) for v in (mean, std))
+        want = (dense_mix_reference(images, batch.perm, batch.lam) / 255 - m) / s
+        torch.testing.assert_close(batch.x.double(), want, atol=tolerance * 4, rtol=tolerance)
+
     @pytest.mark.parametrize("mode", MODES)
     def test_each_row_is_a_constant_lam_or_ones_with_one_zero_box(self, mode):
         samples, _, _ = segmentation_samples(16, seed=1)

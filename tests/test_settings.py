@@ -102,6 +102,14 @@ class TestCombinationsAreCheckedTogether:
         with pytest.raises(ValueError, match=message):
             MixupCollate(correct_lam=False, **kwargs)
 
+    def test_an_evaluation_collate_needs_no_mixing_settings(self):
+        samples, xs = image_samples(4)
+        collate = MixupCollate(alpha=0, enabled=False, device="cpu")
+        assert torch.equal(finished(collate, samples).x, xs)
+        collate.enabled = True
+        with pytest.raises(ValueError, match="alpha=0 turns Mixup off"):
+            finished(collate, samples)
+
     def test_single_assignments_may_pass_through_an_odd_combination_in_either_order(self):
         samples, _ = image_samples(4, shape=(3, 8, 8))
         for order in (("alpha", "cutmix_alpha"), ("cutmix_alpha", "alpha")):
