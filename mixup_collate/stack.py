@@ -194,17 +194,27 @@ def _as_input_tensor(value: Any, index: int) -> Tensor:
     raise TypeError(f"sample {index}'s input is a {_describe(value)}; expected a tensor or numpy array")
 
 
-def _stack_inputs_checked(values: Sequence[Any], *, shared: bool, pinned: bool) -> Tensor:
-    """Check the inputs one by one, raising for the first that does not fit sample 0's, then stack them."""
-    tensors = [_as_input_tensor(v, i) for i, v in enumerate(values)]
+def _alike(tensors: list[Tensor], field: str, hint: str) -> Tensor:
+    """Sample 0's tensor, after checking every sample's has its shape and dtype (else an error naming the sample)."""
     first = tensors[0]
     for i, t in enumerate(tensors):
         if t.shape != first.shape or t.dtype != first.dtype:
             raise ValueError(
-                f"sample {i}'s input has shape {tuple(t.shape)} and dtype {t.dtype}, but sample 0's has "
-                f"shape {tuple(first.shape)} and dtype {first.dtype}; all inputs of a batch must match "
-                "(resize or crop them to one size in the dataset's transform)"
+                f"sample {i}'s {field} has shape {tuple(t.shape)} and dtype {t.dtype}, but sample 0's has "
+                f"shape {tuple(first.shape)} and dtype {first.dtype}; {hint}"
             )
+    return first
+
+
+def _stack_inputs_checked(values: Sequence[Any], *, shared: bool, pinned: bool) -> Tensor:
+    """Check the inputs one by one, raising for the first that does not fit sample 0's, then stack them."""
+    tensors = [_as_input_tensor(v, i) for i, v in enumerate(values)]
+    first = _alike(
+        tensors,
+        "input",
+        "all inputs of a batch must match (resize or crop them to one size in the dataset's transform)",
+    )
+    for i, t in enumerate(tensors):
         if t.device.type != "cpu":
             raise ValueError(
                 f"sample {i}'s input is on {t.device}; datasets should return CPU tensors "
@@ -344,13 +354,7 @@ def _stack_dense_targets(values: Sequence[Any], size: tuple[int, ...], *, shared
     if y is not None and _dense_fits(y.dtype, tuple(y.shape[1:]), size):
         return y
     tensors = [_dense_target(v, i, size) for i, v in enumerate(values)]
-    first = tensors[0]
-    for i, t in enumerate(tensors):
-        if t.shape != first.shape or t.dtype != first.dtype:
-            raise ValueError(
-                f"sample {i}'s target has shape {tuple(t.shape)} and dtype {t.dtype}, but sample 0's has "
-                f"shape {tuple(first.shape)} and dtype {first.dtype}; a batch needs one kind of dense target"
-            )
+    first = _alike(tensors, "target", "a batch needs one kind of dense target")
     return torch.stack(tensors, out=_empty((len(tensors), *first.shape), first.dtype, shared=shared, pinned=pinned))
 
 
