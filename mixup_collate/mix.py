@@ -464,11 +464,9 @@ def plan_inputs(
     out_dtype = output_dtype(x, dtype)
     fmt = _memory_format(x, channels_last)
     key = (x.dtype == torch.uint8, x.ndim, x.shape[1] if x.ndim >= 2 else None, out_dtype, x.device, mean, std)
-    if constants is None or key not in constants:
-        built = affine_constants(x, mean, std, out_dtype)
-        if constants is None:
-            constants = {}
-        constants[key] = built
+    constants = {} if constants is None else constants
+    if key not in constants:
+        constants[key] = affine_constants(x, mean, std, out_dtype)
     scale, shift = constants[key]
     in_place = kind != "pair" and overwrite_input and _overwrites(x, out_dtype, fmt)
     return InputPlan(kind, out_dtype, fmt, scale, shift, in_place)
