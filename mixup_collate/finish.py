@@ -158,10 +158,7 @@ class Finisher:
             weights = pixel_lam(lam, params.rows, params.boxes, *x.shape[-2:])
         else:
             self._warn_if_dense_looking(x, y, s)
-        if s.dense_targets and not y.is_floating_point():  # small masks cross as they are, gathered while small
-            targets: tuple[Tensor, ...] = (y.long(), y.index_select(0, perm).long())
-        else:
-            targets = self._targets(y, perm, weights, params.active, s)
+        targets = self._targets(y, perm, weights, params.active, s)
         plan = plan_inputs(
             x, mixed=params.active, stack_x=s.stack_x, dtype=s.dtype, mean=s.mean, std=s.std,
             channels_last=s.channels_last, overwrite_input=True, constants=self._constants,
@@ -177,6 +174,8 @@ class Finisher:
 
     @staticmethod
     def _targets(y: Tensor, perm: Tensor, lam: Tensor, active: bool, s: Settings) -> tuple[Tensor, ...]:
+        if s.dense_targets and not y.is_floating_point():  # small masks cross as they are, gathered while small
+            return y.long(), y.index_select(0, perm).long()
         if s.soft_targets:
             return (soft_targets(y, perm, lam, s.num_classes, s.label_smoothing),)
         if active and not s.stack_y:

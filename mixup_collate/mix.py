@@ -484,11 +484,7 @@ def mix_inputs(
 ) -> Tensor:
     """Carry out ``plan`` on ``x``: :func:`mix`, :func:`transform` or :func:`pair` with the plan's conversion."""
     if plan.kind == "pair":
-        _check_rows(x, perm=perm)
-        _check_indices(perm)
-        if x.is_floating_point() or x.dtype == torch.uint8:
-            x = _affine_(_private(x, plan.dtype, plan.memory_format, False), plan.scale, plan.shift).to(plan.dtype)
-        return torch.stack((x, _gather(x, perm.to(x.device), torch.empty_like(x))), dim=1)
+        return pair(x, perm, dtype=plan.dtype, scale=plan.scale, shift=plan.shift)
     out = x if plan.in_place else _private(x, plan.dtype, plan.memory_format, False)
     if plan.kind == "transform":
         out = _affine_(out, plan.scale, plan.shift)
