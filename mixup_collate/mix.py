@@ -86,15 +86,16 @@ def _check_indices(perm: Tensor) -> None:
         raise TypeError(f"perm must hold int64 indices, got {perm.dtype}")
 
 
+def _out_of_range(perm: list[int], b: int) -> ValueError:
+    return ValueError(f"perm must hold indices in [0, {b}) for a batch of {b}, got values {perm}")
+
+
 def _gather(x: Tensor, perm: Tensor, out: Tensor) -> Tensor:
     """``out = x[perm]``; out-of-range indices get an error naming them (on the CPU; an accelerator asserts)."""
     try:
         return torch.index_select(x, 0, perm, out=out)
     except (IndexError, RuntimeError) as error:
-        b = x.shape[0]
-        raise ValueError(
-            f"perm must hold indices in [0, {b}) for a batch of {b}, got values {perm.tolist()}"
-        ) from error
+        raise _out_of_range(perm.tolist(), x.shape[0]) from error
 
 
 def _memory_format(x: Tensor, channels_last: bool) -> torch.memory_format:
@@ -235,7 +236,7 @@ def _mix_some_from(
     b = out.shape[0]
     order = perm.tolist()
     if any(not 0 <= p < b for p in order):
-        raise ValueError(f"perm must hold indices in [0, {b}) for a batch of {b}, got values {order}")
+        raise _out_of_range(order, b)
     if rows is None or len(rows):
         rows = torch.arange(b) if rows is None else rows.to(out.device)
         w = per_row(lam.index_select(0, rows), out.ndim)
