@@ -1,5 +1,6 @@
 """Helpers for the integration tests: run an example in this process, keep global state, fork a few ranks."""
 
+import ast
 import importlib.util
 import os
 import random
@@ -79,3 +80,27 @@ def run_ranks(fn: Callable[..., Any], world: int, *args: Any) -> None:
     import torch._dynamo  # noqa: F401
 
     mp.start_processes(_rank_entry, args=(world, free_port(), fn, args), nprocs=world, start_method="fork")
+
+
+def modules_importing(roots: tuple[str, ...], own: str) -> list[str]:
+    """The library's modules, ``mixup_collate/<own>.py`` aside, that import a package in ``roots`` or ``<own>``.
+
+    What keeps ``import mixup_collate`` working where an optional integration is not installed.
+    """
+    import mixup_collate
+
+    package = Path(mixup_collate.__file__).parent
+    offenders = []
+    for path in package.rglob("*.py"):
+        if path == package / f"{own}.py":
+            continue
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Import):
+                names = [alias.name for alias in node.names]
+            elif isinstance(node, ast.ImportFrom):
+                names = [f"{'.' * node.level}{node.module or ''}"]
+            else:
+                continue
+            if any(n.split(".")[0] in roots or n.endswith(own) for n in names):
+                offenders.append(f"{path.relative_to(package)}: {names}")
+    return offenders

@@ -9,7 +9,7 @@ import warnings
 
 import pytest
 import torch
-from integration_support import global_state_kept, load_example
+from integration_support import global_state_kept, load_example, modules_importing
 from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
@@ -185,23 +185,4 @@ def test_the_example_trains(tmp_path):
 
 def test_only_the_lightning_module_imports_lightning():
     """``import mixup_collate`` must work without Lightning: no other module imports it or mixup_collate.lightning."""
-    import ast
-    from pathlib import Path
-
-    import mixup_collate
-
-    package = Path(mixup_collate.__file__).parent
-    offenders = []
-    for path in package.rglob("*.py"):
-        if path.name == "lightning.py" and path.parent == package:
-            continue
-        for node in ast.walk(ast.parse(path.read_text())):
-            if isinstance(node, ast.Import):
-                names = [alias.name for alias in node.names]
-            elif isinstance(node, ast.ImportFrom):
-                names = [f"{'.' * node.level}{node.module or ''}"]
-            else:
-                continue
-            if any(n.split(".")[0] in ("pytorch_lightning", "lightning") or n.endswith("lightning") for n in names):
-                offenders.append(f"{path.relative_to(package)}: {names}")
-    assert not offenders
+    assert not modules_importing(("pytorch_lightning", "lightning"), "lightning")
