@@ -63,7 +63,9 @@ def _to_arguments(
         try:
             device = torch.device(device)
         except (RuntimeError, TypeError) as error:
-            raise TypeError(f"a batch's .to() got device={device!r}, which is not a device") from error
+            raise TypeError(
+                f"a batch's .to() needs a device (a torch.device, 'cuda:0', 'cpu', ...), got device={device!r}"
+            ) from error
     return device, dtype, bool(non_blocking)
 
 

@@ -28,7 +28,7 @@ import torch
 from torch.utils import _pytree as pytree
 from torch.utils.data import get_worker_info
 
-from .batch import MixedBatch, SoftTargetBatch
+from .batch import MixedBatch, SoftTargetBatch, _to_arguments
 from .finish import finishing, pin
 
 if TYPE_CHECKING:
@@ -230,27 +230,18 @@ class PendingBatch:
 
 
 def _device_arguments(args: tuple[Any, ...], kwargs: dict[str, Any]) -> tuple[torch.device, bool]:
-    """``(device, non_blocking)`` from ``to``'s arguments, refusing a dtype or anything else by name."""
+    """``(device, non_blocking)`` from ``to``'s arguments (``Tensor.to``'s forms), refusing a dtype by name."""
     if any(isinstance(a, torch.dtype) for a in (*args, *kwargs.values())) or "dtype" in kwargs:
         raise TypeError(
             "a pending mixup batch moves between devices only; its dtype is set by MixupCollate(dtype=...) "
             "(a finished batch, batch.finish(), converts its floating fields with .to(dtype))"
         )
-    unknown = sorted(set(kwargs) - {"device", "non_blocking"})
-    if unknown or len(args) > 2 or ("device" in kwargs and args) or not (args or "device" in kwargs):
-        raise TypeError(
-            f"PendingBatch.to takes (device, non_blocking=False), got args {args!r} and keywords {sorted(kwargs)}"
-        )
-    device = kwargs.get("device", args[0] if args else None)
-    non_blocking = kwargs.get("non_blocking", args[1] if len(args) > 1 else False)
-    if not isinstance(non_blocking, bool):
-        raise TypeError(f"non_blocking must be True or False, got {non_blocking!r}")
-    try:
-        return torch.device(device), non_blocking
-    except (RuntimeError, TypeError) as error:
-        raise TypeError(
-            f"PendingBatch.to needs a device (a torch.device, 'cuda:0', 'cpu', ...), got {device!r}"
-        ) from error
+    if not isinstance(kwargs.get("non_blocking", False), bool):
+        raise TypeError(f"non_blocking must be True or False, got {kwargs['non_blocking']!r}")
+    device, _, non_blocking = _to_arguments(args, kwargs)
+    if device is None:
+        raise TypeError(f"PendingBatch.to needs a device (a torch.device, 'cuda:0', 'cpu', ...), got {args!r}")
+    return device, non_blocking
 
 
 def _flatten(pending: PendingBatch) -> tuple[list[Any], Any]:
