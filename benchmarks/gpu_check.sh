@@ -10,6 +10,7 @@ cd "$(dirname "$0")/.."
 PY=${PYTHON:-$( [ -x .venv/bin/python ] && echo .venv/bin/python || echo python3 )}
 OUTDIR=${OUT:-benchmarks/results/gpu}
 export PYTHONUNBUFFERED=1
+export PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}"  # the benchmarks import the checkout, installed or not
 "$PY" -c "import torch; assert torch.cuda.is_available(), 'no CUDA device'; print(torch.__version__, torch.cuda.get_device_name())" || exit 1
 mkdir -p "$OUTDIR"
 status=0
@@ -25,7 +26,7 @@ step() {  # step NAME SECONDS COMMAND...: run COMMAND within SECONDS; a failure 
 }
 
 step "CUDA tests" 60 "$PY" -m pytest -q -m cuda -p no:cacheprovider tests
-step "whole suite on a GPU machine (pin-memory thread path live)" 180 "$PY" -m pytest -q -x -p no:cacheprovider tests
+step "whole suite on a GPU machine (pin-memory thread path live)" 180 "$PY" -m pytest -q -p no:cacheprovider tests
 step "mix kernel" 30 "$PY" benchmarks/mix_kernel.py --device cuda --threads 4 --out "$OUTDIR/mix_kernel.json"
 step "loss" 30 "$PY" benchmarks/loss.py --device cuda --out "$OUTDIR/loss.json"
 step "collate overhead (apply on cuda)" 45 \

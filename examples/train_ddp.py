@@ -45,10 +45,14 @@ def generated_data(n: int, seed: int) -> TensorDataset:
     return TensorDataset(images, labels)
 
 
-def setup() -> tuple[torch.device, int, int]:
-    """This process's device, rank and world size, with the process group initialised."""
+def setup(device_choice: str = "auto") -> tuple[torch.device, int, int]:
+    """This process's device, rank and world size, with the process group initialised.
+
+    ``auto`` takes the GPU ``LOCAL_RANK`` where there is one for every local process, else the CPU.
+    """
     local_rank = int(os.environ.get("LOCAL_RANK", "0"))
-    if torch.cuda.is_available():
+    local_world = int(os.environ.get("LOCAL_WORLD_SIZE", "1"))
+    if device_choice == "auto" and torch.cuda.is_available() and torch.cuda.device_count() >= local_world:
         device = torch.device("cuda", local_rank)
         torch.cuda.set_device(device)
     else:
@@ -69,9 +73,10 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--record", default=None, help="write each rank's draws and losses to DIR/rank<N>.json")
+    parser.add_argument("--device", choices=("auto", "cpu"), default="auto", help="auto: one GPU per process if there are enough")
     args = parser.parse_args(argv)
 
-    device, rank, world = setup()
+    device, rank, world = setup(args.device)
     result = train(args, device, rank, world)
     if args.record:
         Path(args.record, f"rank{rank}.json").write_text(json.dumps(result))
