@@ -73,7 +73,9 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--record", default=None, help="write each rank's draws and losses to DIR/rank<N>.json")
-    parser.add_argument("--device", choices=("auto", "cpu"), default="auto", help="auto: one GPU per process if there are enough")
+    parser.add_argument(
+        "--device", choices=("auto", "cpu"), default="auto", help="auto: one GPU per process if there are enough"
+    )
     args = parser.parse_args(argv)
 
     device, rank, world = setup(args.device)

@@ -82,7 +82,9 @@ if __name__ == "__main__":
         return {"perm": drawn.perm, "lam": drawn.lam, "rows": drawn.rows, "boxes": drawn.boxes}
 
     PINNED.parent.mkdir(exist_ok=True)
-    record = {name: {"batches": batches(name, MixupCollate), "params": params(name)} for name in CONFIGS if name != "disabled"}
+    record = {
+        name: {"batches": batches(name, MixupCollate), "params": params(name)} for name in CONFIGS if name != "disabled"
+    }
     record["disabled"] = {"batches": batches("disabled", MixupCollate)}
     torch.save(record, PINNED)
     print(f"wrote {PINNED}")
