@@ -71,28 +71,59 @@ def box_masks(boxes: Tensor, height: int, width: int, device: torch.device | str
     return in_rows[:, :, None] & in_cols[:, None, :]
 
 
-def paste(x: Tensor, perm: Tensor, boxes: Tensor) -> Tensor:
-    """CutMix: every sample of ``x`` ``(B, ..., H, W)`` with its box copied from its partner ``x[perm[i]]``.
+# A CPU sample at least this large gets its box copied as one slice (the Python cost per box is then small
+# against the pixels); smaller ones, and every sample on an accelerator, are pasted through one batch-wide mask.
+SLICE_MIN_BYTES = 16 * 1024
 
-    Pixels are copied, never blended, so ``uint8`` stays ``uint8`` and values (NaN and Inf included)
-    are exactly those of one image or the other. Returns a new tensor; ``x`` is untouched.
+
+def paste(out: Tensor, source: Tensor | float, boxes: Tensor, perm: Tensor | None = None) -> Tensor:
+    """CutMix's one region primitive: the box of every row of ``out`` ``(B, ..., H, W)`` replaced, in place.
+
+    Row ``i``'s box ``boxes[i]`` (``(top, bottom, left, right)`` over the last two dimensions, empty to
+    leave the row alone) gets the same box of ``source[perm[i]]`` (``source[i]`` without ``perm``),
+    converted to ``out``'s dtype, or the number ``source``. Values are copied, never blended: NaN
+    and Inf included, they are exactly one row's or the other's. ``source`` must not be ``out``
+    itself with a ``perm`` (a row could then read a box already pasted). On the CPU large rows are
+    copied box by box, as slices; small rows and accelerators go through one mask for the batch.
+    Returns ``out``.
 
     Example::
 
         >>> x = torch.stack([torch.zeros(1, 3, 4, dtype=torch.uint8), torch.ones(1, 3, 4, dtype=torch.uint8)])
-        >>> paste(x, torch.tensor([1, 0]), torch.tensor([[0, 2, 1, 3], [0, 0, 0, 0]]))[0, 0]
+        >>> paste(x.clone(), x, torch.tensor([[0, 2, 1, 3], [0, 0, 0, 0]]), torch.tensor([1, 0]))[0, 0]
         tensor([[0, 1, 1, 0],
                 [0, 1, 1, 0],
                 [0, 0, 0, 0]], dtype=torch.uint8)
     """
-    if x.ndim < 3:
+    try:
+        if out.device.type == "cpu" and out[0].numel() * out.element_size() >= SLICE_MIN_BYTES:
+            _paste_slices(out, source, boxes, perm)
+            return out
+        mask = box_masks(boxes, out.shape[-2], out.shape[-1], out.device)
+        mask = mask.reshape(out.shape[0], *([1] * (out.ndim - 3)), *mask.shape[1:])
+        if not isinstance(source, Tensor):
+            return out.masked_fill_(mask, source)
+        partner = source if perm is None else source.index_select(0, perm.to(source.device))
+        return torch.where(mask, partner.to(out.dtype), out, out=out)
+    except (IndexError, RuntimeError, ValueError) as error:
         raise ValueError(
-            f"CutMix needs samples with two spatial dimensions (..., H, W), got batch shape {tuple(x.shape)}"
-        )
-    if tuple(boxes.shape) != (x.shape[0], 4):
-        raise ValueError(
-            f"boxes must have shape ({x.shape[0]}, 4) for a batch of {x.shape[0]}, got {tuple(boxes.shape)}"
-        )
-    mask = box_masks(boxes, x.shape[-2], x.shape[-1], x.device)
-    mask = mask.reshape(x.shape[0], *([1] * (x.ndim - 3)), x.shape[-2], x.shape[-1])
-    return torch.where(mask, x.index_select(0, perm.to(x.device)), x)
+            f"paste needs out (B, ..., H, W), boxes (B, 4) and source rows (perm) for every row of out; got out "
+            f"{tuple(out.shape)}, boxes {tuple(boxes.shape)}"
+            + (f", source {tuple(source.shape)}" if isinstance(source, Tensor) else "")
+            + (f", perm {perm.tolist()}" if perm is not None else "")
+        ) from error
+
+
+def _paste_slices(out: Tensor, source: Tensor | float, boxes: Tensor, perm: Tensor | None) -> None:
+    if out.ndim < 3 or tuple(boxes.shape) != (out.shape[0], 4):
+        raise ValueError("shapes")
+    order = range(out.shape[0]) if perm is None else perm.tolist()
+    if perm is not None and min(order) < 0:
+        raise IndexError("a negative partner")
+    for i, (j, (top, bottom, left, right)) in enumerate(zip(order, boxes.tolist())):
+        if bottom > top and right > left:
+            region = out[i, ..., top:bottom, left:right]
+            if isinstance(source, Tensor):
+                region.copy_(source[j, ..., top:bottom, left:right])
+            else:
+                region.fill_(source)

@@ -23,7 +23,7 @@ from .batch import MixedBatch, SoftTargetBatch
 from .finish import Finisher
 from .params import MixParams, draw_params
 from .pending import PendingBatch, register_owner
-from .settings import KNOBS, Knob, Settings, check_device
+from .settings import KNOBS, Knob, Settings, check_device, unknown_setting
 from .stack import Stacked, stack_samples
 from .stream import RandomStream
 
@@ -136,6 +136,12 @@ class MixupCollate:
         self._finisher = Finisher()
         self._lock = threading.Lock()
         self.key = register_owner(self)
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        """Settings validate themselves (see :class:`~mixup_collate.settings.Knob`); a misspelt one is refused."""
+        if not name.startswith("_") and name not in ("settings", "key") and not hasattr(type(self), name):
+            raise AttributeError(unknown_setting(name))
+        object.__setattr__(self, name, value)
 
     def update(self, **changes: Any) -> None:
         """Change several settings at once, checked together: ``collate.update(alpha=0, cutmix_alpha=1.0)``."""

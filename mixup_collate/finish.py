@@ -155,30 +155,33 @@ class Finisher:
         extras = to_device(stacked.extras, device, non_blocking=True) if s.extras_to_device else stacked.extras
         weights = lam  # of y_a: per sample, or per pixel for dense targets
         if s.dense_targets:
-            weights = pixel_lam(lam, params.rows, params.boxes, *x.shape[-2:])
+            weights = pixel_lam(lam, params.mode, params.boxes, *x.shape[-2:])
         else:
             self._warn_if_dense_looking(x, y, s)
-        targets = self._targets(y, perm, weights, params.active, s)
+        mixes = params.mixes
+        targets = self._targets(y, perm, weights, mixes, s)
         plan = plan_inputs(
-            x, mixed=params.active, stack_x=s.stack_x, dtype=s.dtype, mean=s.mean, std=s.std,
+            x, mixed=mixes, stack_x=s.stack_x, dtype=s.dtype, mean=s.mean, std=s.std,
             channels_last=s.channels_last, overwrite_input=True, constants=self._constants,
         )  # fmt: skip
         # The inputs come last: nothing after them can fail. A mix that overwrites the stacked buffer spends
         # it first, so a batch whose mix fails half-way is refused (SPENT) rather than mixed twice.
         if plan.in_place and x is stacked.x:
             stacked.x = None
-        x = mix_inputs(x, plan, perm, lam, rows=params.rows, boxes=params.boxes, scratch=self._scratch)
+        x = mix_inputs(x, plan, perm, lam, params.mode, params.boxes, self._scratch)
         if s.soft_targets:
             return SoftTargetBatch(x, *targets, lam=lam, perm=perm, extras=extras)
         return MixedBatch(x, *targets, weights, perm=perm, extras=extras)
 
     @staticmethod
-    def _targets(y: Tensor, perm: Tensor, lam: Tensor, active: bool, s: Settings) -> tuple[Tensor, ...]:
+    def _targets(y: Tensor, perm: Tensor, lam: Tensor, mixes: bool, s: Settings) -> tuple[Tensor, ...]:
         if s.dense_targets and not y.is_floating_point():  # small masks cross as they are, gathered while small
             return y.long(), y.index_select(0, perm).long()
         if s.soft_targets:
             return (soft_targets(y, perm, lam, s.num_classes, s.label_smoothing),)
-        if active and not s.stack_y:
+        if not s.stack_y:
+            if not mixes:
+                return y, y
             y_a = mix_maps(y, perm, lam) if s.dense_targets else mix_targets(y, perm, lam)
             return y_a, y_a
         return y, y.index_select(0, perm)

@@ -28,6 +28,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from .settings import check_smoothing
+
 __all__ = ["MixupLoss", "mixup_cross_entropy"]
 
 Target = Union[Tensor, Sequence[Union[Tensor, float]]]
@@ -60,18 +62,6 @@ def _check_reduction(reduction: object, allowed: tuple[str, ...] = _REDUCTIONS) 
     if not isinstance(reduction, str) or reduction not in allowed:
         raise ValueError(f"reduction must be one of {allowed}, got {reduction!r}")
     return reduction
-
-
-def _check_smoothing(label_smoothing: object) -> float:
-    """``label_smoothing`` as a float in ``[0, 1]`` (numpy scalars too), or an error naming it."""
-    if isinstance(label_smoothing, bool) or not isinstance(label_smoothing, numbers.Real):
-        raise TypeError(
-            f"label_smoothing must be a number in [0, 1], got {type(label_smoothing).__name__} {label_smoothing!r}"
-        )
-    value = float(label_smoothing)
-    if not 0.0 <= value <= 1.0:
-        raise ValueError(f"label_smoothing must be in [0, 1], got {label_smoothing}")
-    return value
 
 
 def _check_ignore_index(ignore_index: object) -> int:
@@ -345,7 +335,7 @@ def mixup_cross_entropy(
     """
     y_a, y_b, lam = _unpack_target(y_a, y_b, lam)
     _check_reduction(reduction)
-    label_smoothing = _check_smoothing(label_smoothing)
+    label_smoothing = check_smoothing(label_smoothing)
     ignore_index = _check_ignore_index(ignore_index)
     logits = _compute_input(logits)
     weight = _check_weight(weight, logits)
@@ -421,7 +411,7 @@ class MixupLoss(nn.Module):
         if self._base in _BY_FORMULA:
             _check_ignore_index(criterion.ignore_index)
         if self._base is nn.CrossEntropyLoss:
-            _check_smoothing(criterion.label_smoothing)
+            check_smoothing(criterion.label_smoothing)
         allowed = (*_REDUCTIONS, "batchmean") if self._base is nn.KLDivLoss else _REDUCTIONS
         self.reduction = _check_reduction((own or "mean") if reduction is None else reduction, allowed)
         if isinstance(criterion, nn.Module):

@@ -4,16 +4,18 @@ For a batch ``x`` of shape ``(B, *S)``, :func:`mix` computes
 
     out[i] = (lam[i] * x[i] + (1 - lam[i]) * x[perm[i]]) * scale + shift
 
-in floating point (``uint8`` input is widened, never rounded back), where the optional per-channel
-affine map (``scale``, ``shift``, broadcastable to ``S``) folds the ``uint8 -> [0, 1]`` scaling and
-mean/std normalization into the same pass. With ``rows`` and ``boxes`` it also serves batches where
-only some samples are blended and others get a CutMix box (see :func:`mix`).
+for every blended sample, in floating point (``uint8`` input is widened, never rounded back), where the
+optional per-channel affine map (``scale``, ``shift``, broadcastable to ``S``) folds the ``uint8 -> [0, 1]``
+scaling and mean/std normalization into the same pass. A per-sample ``mode`` (see
+:class:`~mixup_collate.params.MixParams`) leaves some samples unmixed and cuts others: their box is
+copied from the partner by :func:`~mixup_collate.boxes.paste`, the one region primitive.
 
 Memory traffic is the cost that matters on the CPU. The mix works in place in a private buffer:
-``x`` itself when the caller owns it (``overwrite_input``), else one converted copy. The partners are
-gathered into a reusable ``scratch`` buffer, so mixing batch after batch faults in no fresh pages.
-A large batch is instead mixed one row at a time, following the permutation's cycles with one saved
-row per cycle: each row and its partner are read once and the result written once.
+``x`` itself when the caller owns it (``overwrite_input``), else one converted copy, from which the
+partners are read where they are needed. A gathered copy of the partners goes into a reusable
+``scratch`` buffer, so mixing batch after batch faults in no fresh pages. A large Mixup batch is instead
+mixed one row at a time, following the permutation's cycles with one saved row per cycle: each row
+and its partner are read once and the result written once.
 """
 
 from __future__ import annotations
@@ -25,7 +27,8 @@ from typing import NamedTuple
 import torch
 from torch import Tensor
 
-from .boxes import box_masks
+from .boxes import paste
+from .params import BLENDED, CUT
 
 __all__ = [
     "Scratch",
@@ -74,28 +77,23 @@ def _check_batch(x: Tensor) -> None:
         raise ValueError(f"expected a batch of shape (B, ...) with B >= 1, got shape {tuple(x.shape)}")
 
 
-def _check_rows(x: Tensor, **rows: Tensor) -> None:
+def _check_arguments(x: Tensor, perm: Tensor, **given: Tensor | None) -> None:
+    """The arguments of a public function, checked where they enter: shapes, index dtype, partners in range."""
+    _check_batch(x)
     b = x.shape[0]
-    for name, t in rows.items():
-        if tuple(t.shape) != (b,):
-            raise ValueError(f"{name} must have shape ({b},) for a batch of {b}, got {tuple(t.shape)}")
-
-
-def _check_indices(perm: Tensor) -> None:
+    for name, t in {"perm": perm, **given}.items():
+        expected = (b, 4) if name == "boxes" else (b,)
+        if t is not None and tuple(t.shape) != expected:
+            raise ValueError(f"{name} must have shape {expected} for a batch of {b}, got {tuple(t.shape)}")
     if perm.dtype not in (torch.int64, torch.int32):
         raise TypeError(f"perm must hold int64 indices, got {perm.dtype}")
+    if bool((perm < 0).any()) or bool((perm >= b).any()):
+        raise ValueError(f"perm must hold indices in [0, {b}) for a batch of {b}, got values {perm.tolist()}")
 
 
-def _out_of_range(perm: list[int], b: int) -> ValueError:
-    return ValueError(f"perm must hold indices in [0, {b}) for a batch of {b}, got values {perm}")
-
-
-def _gather(x: Tensor, perm: Tensor, out: Tensor) -> Tensor:
-    """``out = x[perm]``; out-of-range indices get an error naming them (on the CPU; an accelerator asserts)."""
-    try:
-        return torch.index_select(x, 0, perm, out=out)
-    except (IndexError, RuntimeError) as error:
-        raise _out_of_range(perm.tolist(), x.shape[0]) from error
+def _gather(x: Tensor, perm: Tensor, scratch: Scratch | None = None) -> Tensor:
+    """``x[perm]``, into the ``scratch`` buffer when there is one (the caller gives it back)."""
+    return torch.index_select(x, 0, perm, out=scratch.take(x) if scratch is not None else torch.empty_like(x))
 
 
 def _memory_format(x: Tensor, channels_last: bool) -> torch.memory_format:
@@ -205,55 +203,12 @@ def _affine_(out: Tensor, scale: Tensor | float, shift: Tensor | None) -> Tensor
     return out.mul_(scale)
 
 
-def _mix_some(out: Tensor, partner: Tensor, lam: Tensor, rows: Tensor | None, boxes: Tensor | None) -> None:
-    """Blend the ``rows`` (all when ``None``) of ``out`` with their partners and paste the ``boxes``, in place.
-
-    ``partner`` holds ``out[perm]``. Everything that allocates comes before the first write into ``out``.
-    """
-    blended = None
-    if rows is None or len(rows):
-        rows = torch.arange(out.shape[0], device=out.device) if rows is None else rows.to(out.device)
-        w = per_row(lam.index_select(0, rows), out.ndim)
-        blended = out.index_select(0, rows).mul_(w).addcmul_(partner.index_select(0, rows), 1 - w)
-    mask = None
-    if boxes is not None:
-        mask = box_masks(boxes, out.shape[-2], out.shape[-1], out.device)
-        mask = mask.reshape(out.shape[0], *([1] * (out.ndim - 3)), *mask.shape[1:])
-    if mask is not None:
-        torch.where(mask, partner, out, out=out)
-    if blended is not None:
-        out.index_copy_(0, rows, blended)
-
-
-def _mix_some_from(
-    out: Tensor, source: Tensor, perm: Tensor, lam: Tensor, rows: Tensor | None, boxes: Tensor | None
-) -> None:
-    """:func:`_mix_some` reading partners from ``source`` (not ``out``): only the blended rows and the boxes move.
-
-    A CPU path: each box is one slice copy, so a CutMix batch costs its boxes' area, not a pass over the
-    batch and a mask. Out-of-range partners raise as the gather does.
-    """
-    b = out.shape[0]
-    order = perm.tolist()
-    if any(not 0 <= p < b for p in order):
-        raise _out_of_range(order, b)
-    if rows is None or len(rows):
-        rows = torch.arange(b) if rows is None else rows.to(out.device)
-        w = per_row(lam.index_select(0, rows), out.ndim)
-        partner = source.index_select(0, perm.index_select(0, rows)).to(out.dtype)
-        out.index_copy_(0, rows, out.index_select(0, rows).mul_(w).addcmul_(partner, 1 - w))
-    if boxes is not None:
-        for i, (top, bottom, left, right) in enumerate(boxes.tolist()):
-            if bottom > top and right > left:
-                out[i, ..., top:bottom, left:right] = source[order[i], ..., top:bottom, left:right]
-
-
 def mix(
     x: Tensor,
     perm: Tensor,
     lam: Tensor,
     *,
-    rows: Tensor | None = None,
+    mode: Tensor | None = None,
     boxes: Tensor | None = None,
     dtype: torch.dtype | None = None,
     scale: Tensor | float = 1.0,
@@ -268,12 +223,12 @@ def mix(
         x: ``(B, *S)`` floating point or ``uint8`` batch.
         perm: ``(B,)`` int64 partner indices (any indices in ``[0, B)``, not only permutations).
         lam: ``(B,)`` weights of the unshuffled rows.
-        rows: int64 indices of the rows to blend; the others keep their own values exactly (before
-            ``boxes``). ``None`` blends every row (Mixup).
-        boxes: ``(B, 4)`` int64 ``(top, bottom, left, right)`` boxes over the last two dims, copied from
-            each row's partner (CutMix; an empty box leaves the row as it is).
+        mode: ``(B,)`` per row :data:`~mixup_collate.params.UNMIXED` (kept exactly), ``BLENDED`` (the
+            formula) or ``CUT`` (its box copied from its partner); ``None`` blends every row (Mixup).
+        boxes: ``(B, 4)`` int64 ``(top, bottom, left, right)`` boxes over the last two dims, used for the
+            ``CUT`` rows only (an empty box leaves the row as it is).
         dtype: output dtype (floating); ``None`` keeps float inputs' dtype, ``uint8`` becomes float32.
-        scale, shift: per-channel affine map broadcastable to ``S`` (e.g. ``(C, 1, 1)``).
+        scale, shift: per-channel affine map broadcastable to ``S`` (e.g. ``(C, 1, 1)``), applied to every row.
         channels_last: return a ``channels_last`` tensor (4-D inputs only).
         overwrite_input: let the result reuse ``x``'s memory when its dtype and layout allow (``x`` is
             then the result); saves an allocation for callers that own ``x``.
@@ -291,65 +246,86 @@ def mix(
         tensor([[1.],
                 [2.]])
     """
-    _check_batch(x)
-    _check_rows(x, perm=perm, lam=lam)
-    _check_indices(perm)
+    _check_arguments(x, perm, lam=lam, mode=mode, boxes=boxes)
+    cut = None if mode is None else mode == CUT
+    if cut is not None and bool(cut.any()):
+        if boxes is None or x.ndim < 3:
+            raise ValueError(f"CUT rows need boxes (B, 4) and a batch (B, ..., H, W), got {tuple(x.shape)}")
+        boxes = torch.where(cut[:, None].to(boxes.device), boxes, 0)  # a box counts for a CUT row only
+    else:
+        boxes = None
     out_dtype = output_dtype(x, dtype)
     out = _private(x, out_dtype, _memory_format(x, channels_last), overwrite_input)
-    return _mix_private(out, out_dtype, perm, lam, rows, boxes, scale, shift, scratch, None if out is x else x)
+    return _mix_into(out, out_dtype, None if out is x else x, perm, lam, mode, boxes, scale, shift, scratch)
 
 
-def _mix_private(
+def _mix_into(
     out: Tensor,
     out_dtype: torch.dtype,
+    source: Tensor | None,
     perm: Tensor,
     lam: Tensor,
-    rows: Tensor | None,
+    mode: Tensor | None,
     boxes: Tensor | None,
     scale: Tensor | float,
     shift: Tensor | None,
     scratch: Scratch | None,
-    source: Tensor | None = None,
 ) -> Tensor:
     """:func:`mix` on ``out``, the private buffer in the computation's dtype and layout, overwritten with the result.
 
-    ``source`` is the untouched input ``out`` was converted from, when it is another tensor: on the CPU the
-    rows that are cut or blended then read their partners from it, instead of a gather of the whole batch.
+    ``source`` is the untouched input ``out`` was converted from, when it is another tensor: the rows that
+    are cut or blended then read their partners from it, instead of from a gather of the whole batch.
     """
     compute = out.dtype
-    if perm.device != out.device:
-        perm = perm.to(out.device)
-    if lam.device != out.device or lam.dtype != compute:
-        lam = lam.to(device=out.device, dtype=compute)
-    every_row = rows is None and boxes is None
-    if every_row:  # Mixup: the affine map folds into the weights
-        w_own, w_partner = per_row(lam, out.ndim), per_row(torch.rsub(lam, 1), out.ndim)
-        if not (isinstance(scale, float) and scale == 1.0):
-            w_own, w_partner = w_own * scale, w_partner * scale
-        cycles = None
-        if _row_loop(out):
-            order = perm.tolist()
-            cycles = _cycles(order)  # the in-place order is defined for permutations only
+    perm = perm.to(out.device)
+    lam = lam.to(device=out.device, dtype=compute)
+    if mode is None or bool((mode == BLENDED).all()):
+        return _blend_all(out, out_dtype, perm, lam, scale, shift, scratch)
+    rows = (mode == BLENDED).nonzero().flatten().to(out.device)
+    gathered = source is None
+    if gathered:  # partners read from a copy: pasting into a row must not change what another reads
+        source = _gather(out, perm, scratch)
+    blended = None
+    if len(rows):
+        w = per_row(lam.index_select(0, rows), out.ndim)
+        partner = source.index_select(0, rows if gathered else perm.index_select(0, rows)).to(compute)
+        blended = out.index_select(0, rows).mul_(w).addcmul_(partner, 1 - w)
+    if boxes is not None:
+        paste(out, source, boxes, None if gathered else perm)
+    if blended is not None:
+        out.index_copy_(0, rows, blended)
+    if gathered and scratch is not None:
+        scratch.give_back(source)
+    _affine_(out, scale, shift)
+    return out if out_dtype == compute else out.to(out_dtype)
+
+
+def _blend_all(
+    out: Tensor,
+    out_dtype: torch.dtype,
+    perm: Tensor,
+    lam: Tensor,
+    scale: Tensor | float,
+    shift: Tensor | None,
+    scratch: Scratch | None,
+) -> Tensor:
+    """Mixup of every row of ``out`` in place, the affine map folded into the weights."""
+    w_own, w_partner = per_row(lam, out.ndim), per_row(torch.rsub(lam, 1), out.ndim)
+    if not (isinstance(scale, float) and scale == 1.0):
+        w_own, w_partner = w_own * scale, w_partner * scale
+    if _row_loop(out):
+        order = perm.tolist()
+        cycles = _cycles(order)  # the in-place order is defined for permutations only
         if cycles is not None:
             _mix_rows_in_place(out, cycles, order, w_own, w_partner, shift)
-            return out if out_dtype == compute else out.to(out_dtype)
-    else:
-        scale = torch.as_tensor(scale, dtype=compute, device=out.device)
-        if source is not None and out.device.type == "cpu":
-            _mix_some_from(out, source, perm, lam, rows, boxes)
-            _affine_(out, scale, shift)
-            return out if out_dtype == compute else out.to(out_dtype)
-    partner = _gather(out, perm, scratch.take(out) if scratch is not None else torch.empty_like(out))
-    if every_row:
-        out.mul_(w_own).addcmul_(partner, w_partner)
-        if shift is not None:
-            out.add_(shift)
-    else:
-        _mix_some(out, partner, lam, rows, boxes)
-        _affine_(out, scale, shift)
+            return out if out_dtype == out.dtype else out.to(out_dtype)
+    partner = _gather(out, perm, scratch)
+    out.mul_(w_own).addcmul_(partner, w_partner)
+    if shift is not None:
+        out.add_(shift)
     if scratch is not None:
         scratch.give_back(partner)
-    return out if out_dtype == compute else out.to(out_dtype)
+    return out if out_dtype == out.dtype else out.to(out_dtype)
 
 
 def transform(
@@ -382,12 +358,14 @@ def pair(
     For models that mix inside (embeddings of categorical inputs, manifold mixup): floating and
     ``uint8`` inputs get the conversion of :func:`transform`; integer inputs are returned as they are.
     """
-    _check_batch(x)
-    _check_rows(x, perm=perm)
-    _check_indices(perm)
+    _check_arguments(x, perm)
+    return _pair(x, perm, dtype, scale, shift)
+
+
+def _pair(x: Tensor, perm: Tensor, dtype: torch.dtype | None, scale: Tensor | float, shift: Tensor | None) -> Tensor:
     if x.is_floating_point() or x.dtype == torch.uint8:
         x = transform(x, dtype=dtype, scale=scale, shift=shift)
-    return torch.stack((x, _gather(x, perm.to(x.device), torch.empty_like(x))), dim=1)
+    return torch.stack((x, _gather(x, perm.to(x.device))), dim=1)
 
 
 # The kernel entry of the collate: one decision per batch, then one pass.
@@ -478,22 +456,19 @@ def mix_inputs(
     plan: InputPlan,
     perm: Tensor,
     lam: Tensor,
-    *,
-    rows: Tensor | None = None,
-    boxes: Tensor | None = None,
+    mode: Tensor,
+    boxes: Tensor | None,
     scratch: Scratch | None = None,
 ) -> Tensor:
-    """Carry out ``plan`` on ``x``: :func:`mix`, :func:`transform` or :func:`pair` with the plan's conversion."""
+    """Carry out ``plan`` on ``x`` with the batch's draws (the collate's own, so not checked again)."""
     if plan.kind == "pair":
-        return pair(x, perm, dtype=plan.dtype, scale=plan.scale, shift=plan.shift)
+        return _pair(x, perm, plan.dtype, plan.scale, plan.shift)
     out = x if plan.in_place else _private(x, plan.dtype, plan.memory_format, False)
     if plan.kind == "transform":
         out = _affine_(out, plan.scale, plan.shift)
         return out if out.dtype == plan.dtype else out.to(plan.dtype)
-    _check_rows(x, perm=perm, lam=lam)
-    _check_indices(perm)
     source = None if plan.in_place else x
-    return _mix_private(out, plan.dtype, perm, lam, rows, boxes, plan.scale, plan.shift, scratch, source)
+    return _mix_into(out, plan.dtype, source, perm, lam, mode, boxes, plan.scale, plan.shift, scratch)
 
 
 def mix_targets(y: Tensor, perm: Tensor, lam: Tensor) -> Tensor:
@@ -501,39 +476,20 @@ def mix_targets(y: Tensor, perm: Tensor, lam: Tensor) -> Tensor:
 
     For one-hot, multi-hot or regression targets ``(B, *K)``; two rows of one class keep weight 1 on it.
     """
-    if not y.is_floating_point():
-        raise TypeError(
-            f"only float targets can be mixed linearly, got {y.dtype}; class indices stay unmixed "
-            "and go to the loss as (y_a, y_b, lam)"
-        )
-    _check_rows(y, perm=perm, lam=lam)
     w = per_row(lam.to(device=y.device, dtype=y.dtype), y.ndim)
-    partner = _gather(y, perm.to(y.device), torch.empty_like(y))
-    return y * w + partner * (1 - w)
+    return y * w + _gather(y, perm.to(y.device)) * (1 - w)
 
 
-def pixel_lam(lam: Tensor, rows: Tensor | None, boxes: Tensor | None, height: int, width: int) -> Tensor:
+def pixel_lam(lam: Tensor, mode: Tensor, boxes: Tensor | None, height: int, width: int) -> Tensor:
     """The weight of ``y_a`` at every pixel, float32 ``(B, H, W)``, for dense targets.
 
-    A blended row (in ``rows``; every row when ``rows`` is ``None``) weighs ``lam[i]`` everywhere; any
-    other row weighs 1 outside its box and 0 inside it (the pixels pasted from the partner, the very
-    box the inputs get), so ``pixel_lam(...)[i].mean()`` is ``lam[i]``, the share the sample keeps.
+    A blended sample weighs ``lam[i]`` everywhere; any other weighs 1 outside its box and 0 inside it
+    (the pixels pasted from the partner, pasted by the same :func:`~mixup_collate.boxes.paste` as the
+    inputs), so ``pixel_lam(...)[i].mean()`` is ``lam[i]``, the share the sample keeps.
     """
-    b = lam.shape[0]
-    own = lam.to(torch.float32)
-    if rows is not None:
-        blended = torch.zeros(b, dtype=torch.bool, device=lam.device)
-        blended[rows.to(lam.device)] = True
-        own = torch.where(blended, own, 1.0)
-    out = own.reshape(b, 1, 1).expand(b, height, width)
-    if boxes is None:
-        return out.contiguous()
-    if lam.device.type != "cpu":
-        return torch.where(box_masks(boxes, height, width, lam.device), 0.0, out)
-    out = out.contiguous()
-    for i, (top, bottom, left, right) in enumerate(boxes.tolist()):
-        out[i, top:bottom, left:right] = 0.0
-    return out
+    own = torch.where(mode.to(lam.device) == BLENDED, lam.to(torch.float32), 1.0)
+    out = own.reshape(-1, 1, 1).expand(own.shape[0], height, width).contiguous()
+    return out if boxes is None else paste(out, 0.0, boxes)
 
 
 def mix_maps(y: Tensor, perm: Tensor, lam: Tensor) -> Tensor:
@@ -542,11 +498,9 @@ def mix_maps(y: Tensor, perm: Tensor, lam: Tensor) -> Tensor:
     Where ``lam`` is 0 or 1 (a pasted box, an unmixed row) the result is the partner's or the sample's
     own value exactly.
     """
-    if not y.is_floating_point():
-        raise TypeError(f"only float maps can be mixed linearly, got {y.dtype}; class-index masks are never blended")
     w = lam.to(device=y.device, dtype=torch.promote_types(y.dtype, torch.float32))
     w = w.reshape(w.shape[0], *([1] * (y.ndim - w.ndim)), *w.shape[1:])
-    partner = _gather(y, perm.to(y.device), torch.empty_like(y))
+    partner = _gather(y, perm.to(y.device))
     return torch.where(w == 1, y, torch.where(w == 0, partner, w * y + (1 - w) * partner)).to(y.dtype)
 
 
@@ -557,15 +511,8 @@ def soft_targets(y: Tensor, perm: Tensor, lam: Tensor, num_classes: int, smoothi
     and ``s(t) = (1 - smoothing) * t + smoothing / num_classes`` is label smoothing. Rows of one-hot
     targets sum to one.
     """
-    _check_rows(y, perm=perm, lam=lam)
     if y.is_floating_point():
-        if tuple(y.shape[1:]) != (num_classes,):
-            raise ValueError(f"float targets must have shape (B, {num_classes}) for num_classes={num_classes}, "
-                             f"got {tuple(y.shape)}")  # fmt: skip
-        mixed = mix_targets(y, perm, lam)
-        return mixed * (1 - smoothing) + smoothing / num_classes
-    if y.ndim != 1:
-        raise ValueError(f"class-index targets must have shape (B,), got {tuple(y.shape)}")
+        return mix_targets(y, perm, lam) * (1 - smoothing) + smoothing / num_classes
     lam = lam.to(device=y.device, dtype=torch.float32)
     out = torch.full((y.shape[0], num_classes), smoothing / num_classes, device=y.device)
     out.scatter_add_(1, y[:, None], ((1 - smoothing) * lam)[:, None])

@@ -16,33 +16,46 @@ from torch import Tensor
 from .boxes import kept_fraction, sample_boxes
 from .sampling import sample_coins, sample_lam, sample_perm
 
-__all__ = ["MixParams", "draw_params"]
+__all__ = ["BLENDED", "CUT", "UNMIXED", "MixParams", "draw_params"]
+
+
+# What a sample gets: MixParams.mode holds one of these per sample.
+UNMIXED, BLENDED, CUT = 0, 1, 2
 
 
 @dataclass(frozen=True)
 class MixParams:
-    """The draws for a batch of ``B`` samples (CPU tensors).
+    """The draws for a batch of ``B`` samples (CPU tensors); ``mode`` says what each sample gets.
 
     Attributes:
         perm: ``(B,)`` int64 partner of each sample.
         lam: ``(B,)`` float32 weight of each sample's own target: its Mixup weight, the share of its
             image it keeps under CutMix, or 1 when it is not mixed.
-        rows: int64 indices of the samples mixed by blending (Mixup); ``None`` means all of them.
-        boxes: ``(B, 4)`` int64 CutMix boxes ``(top, bottom, left, right)``, empty for samples not cut;
-            ``None`` when no sample of the batch is cut.
-        active: ``False`` for an unmixed batch (evaluation, or after ``off_epoch``).
+        mode: ``(B,)`` uint8, per sample :data:`UNMIXED` (its own input and targets), :data:`BLENDED`
+            (Mixup with weight ``lam``) or :data:`CUT` (CutMix: its box is copied from its partner).
+        boxes: ``(B, 4)`` int64 CutMix boxes ``(top, bottom, left, right)`` of the :data:`CUT` samples
+            (empty for the others), or ``None`` when no sample is cut.
     """
 
     perm: Tensor
     lam: Tensor
-    rows: Tensor | None = None
+    mode: Tensor
     boxes: Tensor | None = None
-    active: bool = True
 
     @classmethod
     def identity(cls, batch_size: int) -> MixParams:
         """No mixing: every sample is its own partner with weight 1."""
-        return cls(torch.arange(batch_size), torch.ones(batch_size), active=False)
+        return cls(torch.arange(batch_size), torch.ones(batch_size), torch.zeros(batch_size, dtype=torch.uint8))
+
+    @property
+    def mixes(self) -> bool:
+        """Whether any sample is blended or cut."""
+        return bool(self.mode.any())
+
+    @property
+    def blends_all(self) -> bool:
+        """Whether every sample is blended (plain Mixup)."""
+        return bool((self.mode == BLENDED).all())
 
 
 def draw_params(
@@ -72,29 +85,24 @@ def draw_params(
     use_cutmix = cutmix_alpha > 0 or cutmix_minmax is not None
     perm = sample_perm(n, cycle=cycle, generator=g)
     if use_mixup and not use_cutmix and prob >= 1:  # plain Mixup: every sample blended
-        return MixParams(perm, sample_lam(n, alpha, fold=fold, per_sample=per_sample, generator=g))
-    mixed = None if prob >= 1 else sample_coins(n, prob, per_sample=per_sample, generator=g)
+        lam = sample_lam(n, alpha, fold=fold, per_sample=per_sample, generator=g)
+        return MixParams(perm, lam, torch.full((n,), BLENDED, dtype=torch.uint8))
+    mixed = torch.ones(n, dtype=torch.bool) if prob >= 1 else sample_coins(n, prob, per_sample=per_sample, generator=g)
     if use_mixup and use_cutmix:
-        cut = sample_coins(n, switch_prob, per_sample=per_sample, generator=g)
+        cut = sample_coins(n, switch_prob, per_sample=per_sample, generator=g) & mixed
     else:
-        cut = torch.full((n,), use_cutmix)
-    if mixed is not None:
-        cut &= mixed
-    blend = ~cut if mixed is None else ~cut & mixed
-    if not use_mixup:
-        blend = torch.zeros(n, dtype=torch.bool)
+        cut = mixed if use_cutmix else torch.zeros(n, dtype=torch.bool)
+    blend = mixed & ~cut
     lam = torch.ones(n)
     if use_mixup:
         lam = torch.where(blend, sample_lam(n, alpha, fold=fold, per_sample=per_sample, generator=g), lam)
-    boxes = None
-    if use_cutmix:
-        height, width = sample_shape[-2:]
-        draws = n if per_sample else 1
-        box_lam = torch.ones(draws) if cutmix_minmax else sample_lam(draws, cutmix_alpha, fold=fold, generator=g)
-        drawn = sample_boxes(box_lam, height, width, minmax=cutmix_minmax, generator=g).expand(n, 4)
-        boxes = torch.where(cut[:, None], drawn, 0)
-        lam = torch.where(cut, kept_fraction(boxes, height, width) if correct_lam else box_lam.float(), lam)
-        if not bool(cut.any()):
-            boxes = None
-    rows = None if bool(blend.all()) else blend.nonzero().flatten()
-    return MixParams(perm, lam, rows, boxes)
+    mode = blend.to(torch.uint8) + cut.to(torch.uint8) * CUT
+    if not use_cutmix:
+        return MixParams(perm, lam, mode)
+    height, width = sample_shape[-2:]
+    draws = n if per_sample else 1
+    box_lam = torch.ones(draws) if cutmix_minmax else sample_lam(draws, cutmix_alpha, fold=fold, generator=g)
+    drawn = sample_boxes(box_lam, height, width, minmax=cutmix_minmax, generator=g).expand(n, 4)
+    boxes = torch.where(cut[:, None], drawn, 0)
+    lam = torch.where(cut, kept_fraction(boxes, height, width) if correct_lam else box_lam.float(), lam)
+    return MixParams(perm, lam, mode, boxes if bool(cut.any()) else None)

@@ -13,6 +13,8 @@ The data's path, whatever ``num_workers`` is:
    the device (the one a framework's ``.to()`` named, if any: moving a batch is not using it). So
    draws follow the order in which the loop first uses batches, the same for any ``num_workers``,
    ``pin_memory`` or start method; a batch skipped unused consumes no draw.
+4. Anywhere but in a worker, a copy or a pickle of a pending batch is a copy of the finished batch,
+   finished first under the batch's lock: a copy is always the same batch and never draws again.
 """
 
 from __future__ import annotations
@@ -70,47 +72,17 @@ def _finished(batch: Batch) -> PendingBatch:
     return pending
 
 
-class _Draw:
-    """A batch's draws, claimed once and shared by its copies (a deep copy or a pickle in the same process).
-
-    The lock makes finishing thread-safe: whoever comes first draws, everyone else waits and gets the
-    same parameters, so a batch takes exactly one index of its collate's stream however it is copied
-    or shared.
-    """
-
-    __slots__ = ("__weakref__", "key", "lock", "params")
-
-    def __init__(self, params: MixParams | None = None) -> None:
-        self.params = params
-        self.lock = threading.Lock()
-        self.key: str | None = None  # given when the batch is first pickled (see _DRAWS)
-
-    def shared_key(self) -> str:
-        if self.key is None:
-            self.key = uuid4().hex
-            _DRAWS[self.key] = self
-        return self.key
-
-
-# The undrawn batches of this process that were pickled: a copy unpickled here shares its draws with them.
-_DRAWS: WeakValueDictionary[str, _Draw] = WeakValueDictionary()
-
-
-def _arrive(
-    key: str, stacked: Stacked, size: int, draw_key: str | None = None, params: MixParams | None = None
-) -> PendingBatch:
-    """Unpickle a pending batch: from a DataLoader worker, or a copy made in this process."""
+def _arrive(key: str, stacked: Stacked, size: int) -> PendingBatch:
+    """Unpickle a pending batch coming back from a DataLoader worker: its owner is this process's collate."""
     owner = _OWNERS.get(key)
     if owner is None:
         raise RuntimeError(
             "a pending mixup batch was unpickled in a process where the MixupCollate that made it does not exist. "
             "Pending batches travel only from a DataLoader worker to the process that owns the collate (keep the "
             "collate alive while its loader runs); to send a batch anywhere else (a queue, torch.save, another "
-            "process), finish it first: batch.finish()"
+            "process), pickle it in the main process, which finishes it first"
         )
-    draw = _DRAWS.get(draw_key) if draw_key is not None else None
-    from_worker = draw is None and params is None  # a batch coming back from a worker: stacked there, new here
-    return PendingBatch(owner, stacked, size, from_worker=from_worker, draw=draw or _Draw(params))
+    return PendingBatch(owner, stacked, size, from_worker=True)
 
 
 class PendingBatch:
@@ -122,23 +94,16 @@ class PendingBatch:
     :meth:`to` (what Lightning and accelerate call) names the device to mix it on.
     """
 
-    __slots__ = ("_batch", "_device", "_draw", "_from_worker", "_owner", "_size", "_stacked")
+    __slots__ = ("_batch", "_device", "_from_worker", "_lock", "_owner", "_params", "_size", "_stacked")
 
-    def __init__(
-        self,
-        owner: Owner | None,
-        stacked: Stacked | None,
-        size: int,
-        *,
-        from_worker: bool = False,
-        draw: _Draw | None = None,
-    ) -> None:
+    def __init__(self, owner: Owner | None, stacked: Stacked | None, size: int, *, from_worker: bool = False) -> None:
         self._owner = owner
         self._stacked = stacked
         self._size = size
         self._from_worker = from_worker
         self._device: torch.device | None = None
-        self._draw = _Draw() if draw is None else draw
+        self._params: MixParams | None = None  # kept if the mix fails, so finishing again reuses the draws
+        self._lock = threading.Lock()  # another thread finishing it (or copying it) waits for the same batch
         self._batch: Batch | None = None
 
     def finish(self, device: torch.device | str | None = None) -> Batch:
@@ -153,14 +118,13 @@ class PendingBatch:
         if self._batch is None:
             if get_worker_info() is not None:
                 raise RuntimeError("MixupCollate finishes batches in the main process only, never in a worker")
-            draw = self._draw
-            with draw.lock:  # another thread (or a copy) finishing it waits, then returns the same batch
+            with self._lock:
                 if self._batch is None:
                     with finishing():  # Ctrl-C waits until the batch is complete; inference mode off
-                        if draw.params is None:
-                            draw.params = self._owner.draw(self._stacked)
-                        batch = self._owner.apply(self._stacked, draw.params, device, from_worker=self._from_worker)
-                        self._batch, self._stacked = batch, None
+                        if self._params is None:
+                            self._params = self._owner.draw(self._stacked)
+                        batch = self._owner.apply(self._stacked, self._params, device, from_worker=self._from_worker)
+                        self._batch, self._stacked, self._params = batch, None, None
                     return self._batch
         if device is not None and self._batch[0].device != device:
             return self._batch.to(device)
@@ -203,27 +167,18 @@ class PendingBatch:
     extras = property(lambda self: self.finish().extras, doc="The samples' other fields (finishes the batch).")
 
     def __reduce__(self) -> tuple[Any, ...]:
-        if self._batch is not None:
-            return _finished, (self._batch,)
-        if get_worker_info() is not None:  # a worker sends its batch to the main process: nothing drawn yet
+        """In a worker, the stacked batch (drawn and mixed in the main process); elsewhere the finished batch."""
+        if self._batch is None and get_worker_info() is not None:
             return _arrive, (self._owner.key, self._stacked, self._size)
-        draw = self._draw
-        key = draw.shared_key() if draw.params is None else None
-        return _arrive, (self._owner.key, self._stacked, self._size, key, draw.params)
+        return _finished, (self.finish(),)
 
     def __copy__(self) -> PendingBatch:
         """The batch itself: like a tuple, a pending batch is one value (finishing either is finishing both)."""
         return self
 
     def __deepcopy__(self, memo: dict[int, Any]) -> PendingBatch:
-        """A batch that finishes to the same values as this one, with its own tensors, drawing nothing more."""
-        if self._batch is not None:
-            return _finished(copy.deepcopy(self._batch, memo))
-        twin = PendingBatch(
-            self._owner, copy.deepcopy(self._stacked, memo), self._size, from_worker=self._from_worker, draw=self._draw
-        )
-        twin._device = self._device
-        return twin
+        """A copy of the finished batch, finished under this batch's lock: the same batch, never another draw."""
+        return _finished(copy.deepcopy(self.finish(), memo))
 
     def __repr__(self) -> str:
         return f"PendingBatch({'finished' if self._batch is not None else 'pending'}, {self._size} fields)"

@@ -11,6 +11,7 @@ Checks against the data itself (targets, shapes) happen at the draw: :meth:`Sett
 
 from __future__ import annotations
 
+import difflib
 import math
 from collections.abc import Callable, Hashable
 from numbers import Integral, Real
@@ -22,7 +23,7 @@ from torch import Tensor
 
 from .sampling import check_concentration
 
-__all__ = ["KNOBS", "STRUCTURAL", "Knob", "Settings", "check_device"]
+__all__ = ["KNOBS", "STRUCTURAL", "Knob", "Settings", "check_device", "check_smoothing", "unknown_setting"]
 
 # The floating dtypes the mix computes in (float8 types cannot hold a mixed batch: torch refuses to promote them).
 OUTPUT_DTYPES = (torch.float16, torch.bfloat16, torch.float32, torch.float64)
@@ -74,9 +75,12 @@ def _count_or_none(value: object, name: str, *, least: int) -> int | None:
     return int(value)
 
 
-def _smoothing(value: object, name: str) -> float:
-    if isinstance(value, (bool, np.bool_)) or not isinstance(value, Real) or not 0 <= value < 1:
-        raise ValueError(f"{name} must be a number in [0, 1), got {name}={value!r}")
+def check_smoothing(value: object, name: str = "label_smoothing") -> float:
+    """Label smoothing as a float in ``[0, 1]``, as ``F.cross_entropy`` takes it: for the collate and the loss."""
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, Real):
+        raise TypeError(f"{name} must be a number in [0, 1], got {type(value).__name__} {value!r}")
+    if not 0 <= value <= 1:
+        raise ValueError(f"{name} must be a number in [0, 1], got {name}={value!r}")
     return float(value)
 
 
@@ -109,8 +113,15 @@ def _channel_values(value: object, name: str) -> tuple[float, ...] | None:
     return tuple(float(v) for v in items)
 
 
+def _std(value: object, name: str) -> tuple[float, ...] | None:
+    values = _channel_values(value, name)
+    if values is not None and any(v <= 0 for v in values):
+        raise ValueError(f"{name} values must be > 0 (they divide), got {name}={value!r}")
+    return values
+
+
 def _key(value: object, name: str) -> Hashable:
-    if not isinstance(value, Hashable):
+    if value is None or not isinstance(value, Hashable):
         raise ValueError(f"{name} must be a dict key (a str, usually), got {name}={value!r}")
     return value
 
@@ -125,7 +136,7 @@ _SPEC: dict[str, tuple[Any, Callable[[object, str], Any]]] = {
     "soft_targets": (False, _flag),
     "dense_targets": (False, _flag),
     "num_classes": (None, lambda v, n: _count_or_none(v, n, least=1)),
-    "label_smoothing": (0.0, _smoothing),
+    "label_smoothing": (0.0, check_smoothing),
     "off_epoch": (None, lambda v, n: _count_or_none(v, n, least=0)),
     "enabled": (True, _flag),
     "per_sample": (True, _flag),
@@ -136,7 +147,7 @@ _SPEC: dict[str, tuple[Any, Callable[[object, str], Any]]] = {
     "stack_y": (True, _flag),
     "dtype": (None, _dtype),
     "mean": (None, _channel_values),
-    "std": (None, _channel_values),
+    "std": (None, _std),
     "channels_last": (False, _flag),
     "input_key": ("image", _key),
     "target_key": ("label", _key),
@@ -146,6 +157,17 @@ KNOBS = tuple(_SPEC)
 # What a batch's structure and its stacking depend on: fixed once the collate has made its first batch, since
 # a pending batch's len() comes from them and DataLoader workers (persistent ones too) keep their own copy.
 STRUCTURAL = ("soft_targets", "dense_targets", "input_key", "target_key")
+
+
+# Names other libraries give these settings (timm's Mixup), pointed to ours.
+ALIASES = {"mixup_alpha": "alpha", "cutmix_prob": "prob", "mix_prob": "prob", "mode": "per_sample"}
+
+
+def unknown_setting(name: str) -> str:
+    """The message for a name that is not a setting: the closest setting, and all of them."""
+    close = ALIASES.get(name) or next(iter(difflib.get_close_matches(name, KNOBS, n=1)), None)
+    hint = f"; did you mean {close!r}?" if close else ""
+    return f"unknown setting {name!r}{hint} (the settings are {', '.join(KNOBS)})"
 
 
 def check_device(device: object) -> torch.device | None:
@@ -174,9 +196,9 @@ class Settings:
     __slots__ = (*KNOBS, "_consistent", "_structure_fixed")
 
     def __init__(self, **values: Any) -> None:
-        unknown = sorted(set(values) - set(KNOBS))
-        if unknown:
-            raise TypeError(f"unknown setting(s) {unknown}; the settings are {list(KNOBS)}")
+        for name in values:
+            if name not in _SPEC:
+                raise TypeError(unknown_setting(name))
         object.__setattr__(self, "_structure_fixed", False)
         for name, (default, _) in _SPEC.items():
             setattr(self, name, values.get(name, default))
@@ -203,13 +225,13 @@ class Settings:
 
     def update(self, **changes: Any) -> None:
         """Change several knobs at once, all or nothing: each is validated, then their combination."""
-        trial = Settings.__new__(Settings)
-        object.__setattr__(trial, "_structure_fixed", self._structure_fixed)
-        for name, value in {**self.items(), **changes}.items():
+        for name in changes:
             if name not in _SPEC:
-                raise TypeError(f"unknown setting {name!r}; the settings are {list(KNOBS)}")
-            setattr(trial, name, value)
-        trial.check()
+                raise TypeError(unknown_setting(name))
+        trial = Settings(**{**self.items(), **changes})  # each knob validated, then the combination
+        if self._structure_fixed:
+            for name in STRUCTURAL:
+                setattr(self, name, getattr(trial, name))  # refuses a change, by name
         for name in KNOBS:
             object.__setattr__(self, name, getattr(trial, name))
         object.__setattr__(self, "_consistent", True)
@@ -269,8 +291,6 @@ class Settings:
             raise ValueError("pass mean and std together (per-channel normalization), or neither")
         if mean is not None and len(mean) != len(std) and 1 not in (len(mean), len(std)):
             raise ValueError(f"mean has {len(mean)} values but std has {len(std)}; give one per channel")
-        if std is not None and any(s <= 0 for s in std):
-            raise ValueError(f"std values must be > 0, got std={std}")
 
     def check_batch(self, x: Tensor, y: Tensor, mixing: bool) -> None:
         """Refuse a stacked batch these settings cannot mix (before any draw); checks the combination first."""
@@ -286,6 +306,11 @@ class Settings:
                 "stack_y=False mixes targets linearly and needs float targets (one-hot, multi-hot, "
                 f"regression), but the targets are {y.dtype} class indices; one-hot them in the "
                 "dataset or keep stack_y=True and use mixup_cross_entropy"
+            )
+        if self.soft_targets and y.is_floating_point() and tuple(y.shape[1:]) != (self.num_classes,):
+            raise ValueError(
+                f"soft_targets=True needs class indices or float targets (num_classes,) = ({self.num_classes},) "
+                f"per sample, got float targets of shape {tuple(y.shape[1:])}"
             )
         if self.soft_targets and not y.is_floating_point():
             bad = ((y < 0) | (y >= self.num_classes)).nonzero()

@@ -335,7 +335,12 @@ def _dense_target(value: Any, index: int, size: tuple[int, ...]) -> Tensor:
     original = value
     if isinstance(value, np.ndarray) and _torch_dtype(value.dtype) is not None:
         value = _from_numpy(value)
-    if not isinstance(value, Tensor) or value.dtype in (torch.bool, torch.uint64) or value.is_complex():
+    if isinstance(value, Tensor) and value.dtype == torch.uint64:
+        raise TypeError(
+            f"sample {index}'s target is a uint64 mask of shape {tuple(value.shape)}; uint64 masks are not "
+            "supported: convert them to int64 (or uint8) in the dataset, e.g. mask.astype(np.int64)"
+        )
+    if not isinstance(value, Tensor) or value.dtype == torch.bool or value.is_complex():
         raise TypeError(f"sample {index}'s target is a {_describe(original)}; dense_targets=True needs {_DENSE_KINDS}")
     value = value.as_subclass(Tensor).detach()
     if not _dense_fits(value.dtype, tuple(value.shape), size):

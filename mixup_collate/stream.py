@@ -157,7 +157,14 @@ class RandomStream:
                         else f"got {type(rng_state).__name__}"
                     )
                 )
-            self._caller_generator.set_state(rng_state.cpu())
+            try:  # tried on a probe first: a malformed state leaves this stream as it was
+                torch.Generator().set_state(rng_state.cpu().contiguous())
+            except (RuntimeError, TypeError, NotImplementedError) as error:
+                raise ValueError(
+                    f"the state's rng_state is not a CPU generator's state ({error}); pass the rng_state that "
+                    "state_dict() returned, unchanged"
+                ) from error
+            self._caller_generator.set_state(rng_state.cpu().contiguous())
         elif rng_state is not None:
             raise ValueError(
                 "the state has an rng_state: it comes from a collate made with generator=, whose stream this one "

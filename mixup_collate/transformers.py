@@ -107,6 +107,13 @@ class MixupTrainer(Trainer):
         finally:
             self.data_collator = own
 
+    def _set_signature_columns_if_needed(self) -> None:
+        """The columns ``remove_unused_columns`` keeps: the model's arguments and the collate's input and target."""
+        super()._set_signature_columns_if_needed()
+        for key in (self.mixup.input_key, self.mixup.target_key):
+            if key not in self._signature_columns:
+                self._signature_columns.append(key)
+
     # -- loss --------------------------------------------------------------------------------------
 
     def compute_loss(

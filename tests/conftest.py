@@ -17,3 +17,12 @@ def kernel_path(request, monkeypatch):
         monkeypatch.setattr(mix, "ROW_LOOP_MIN_BYTES", 0)
         monkeypatch.setattr(mix, "CACHE_BYTES", 0)
     return request.param
+
+
+@pytest.fixture(params=["mask", "slices"])
+def paste_path(request, monkeypatch):
+    """Run a test with paste's batch-wide mask and with its box-by-box slices (forced for any size on the CPU)."""
+    from mixup_collate import boxes
+
+    monkeypatch.setattr(boxes, "SLICE_MIN_BYTES", 10**12 if request.param == "mask" else 0)
+    return request.param

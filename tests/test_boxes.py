@@ -74,14 +74,14 @@ def test_masks_mark_exactly_the_box():
 
 @pytest.mark.parametrize("dtype", [torch.uint8, torch.float32])
 @pytest.mark.parametrize("shape", [(3, 7, 9), (8, 8), (2, 3, 5, 6)])
-def test_paste_copies_one_rectangle_from_the_partner(dtype, shape):
+def test_paste_copies_one_rectangle_from_the_partner(dtype, shape, paste_path):
     n = 6
     g = generator(1)
     x = (torch.arange(n, dtype=torch.float64) * 40).reshape(-1, *([1] * len(shape))) + torch.rand((n, *shape))
     x = x.to(dtype)
     perm = torch.tensor([1, 2, 3, 4, 5, 0])
     boxes = sample_boxes(torch.rand(n, generator=g) * 0.5 + 0.5, shape[-2], shape[-1], generator=g)
-    out = paste(x, perm, boxes)
+    out = paste(x.clone(), x, boxes, perm)
     assert out.dtype == dtype and out.shape == x.shape
     regions = cut_regions(out, x, x[perm])
     for i in range(n):
@@ -89,20 +89,50 @@ def test_paste_copies_one_rectangle_from_the_partner(dtype, shape):
         assert int(regions[i].sum()) == int((boxes[i, 1] - boxes[i, 0]) * (boxes[i, 3] - boxes[i, 2]))
 
 
-def test_paste_keeps_nan_and_inf_where_they_are():
+def test_paste_keeps_nan_and_inf_where_they_are(paste_path):
     x = torch.zeros(2, 1, 4, 4)
     x[1, 0, 0, 0] = float("inf")
     x[0, 0, 3, 3] = float("nan")
-    out = paste(x, torch.tensor([1, 0]), torch.tensor([[0, 2, 0, 2], [0, 0, 0, 0]]))
+    out = paste(x.clone(), x, torch.tensor([[0, 2, 0, 2], [0, 0, 0, 0]]), torch.tensor([1, 0]))
     assert out[0, 0, 0, 0] == float("inf") and bool(out[0, 0, 3, 3].isnan())
     assert int((~out.isfinite()).sum()) == 3
 
 
-def test_paste_names_bad_shapes():
-    with pytest.raises(ValueError, match=r"two spatial dimensions.*\(4, 5\)"):
-        paste(torch.rand(4, 5), torch.arange(4), torch.zeros(4, 4, dtype=torch.int64))
-    with pytest.raises(ValueError, match=r"boxes must have shape \(4, 4\)"):
-        paste(torch.rand(4, 5, 5), torch.arange(4), torch.zeros(3, 4, dtype=torch.int64))
+def test_paste_names_bad_shapes(paste_path):
+    x = torch.rand(4, 5, 5)
+    with pytest.raises(ValueError, match=r"paste needs out \(B, \.\.\., H, W\).*got out \(4, 5\)"):
+        paste(torch.rand(4, 5), x, torch.zeros(4, 4, dtype=torch.int64), torch.arange(4))
+    with pytest.raises(ValueError, match=r"boxes \(3, 4\)"):
+        paste(x.clone(), x, torch.ones(3, 4, dtype=torch.int64), torch.arange(4))
+    with pytest.raises(ValueError, match=r"perm \[0, 4, 1, 2\]"):
+        paste(x.clone(), x, torch.tensor([[0, 1, 0, 1]] * 4), torch.tensor([0, 4, 1, 2]))
+
+
+def test_paste_fills_a_number_and_converts_to_outs_dtype(paste_path):
+    out = torch.ones(2, 3, 4)
+    paste(out, 0.0, torch.tensor([[1, 3, 0, 2], [0, 0, 0, 0]]))
+    assert float(out.sum()) == 24 - 4 and bool((out[0, 1:3, 0:2] == 0).all())
+    source = torch.full((2, 3, 4), 7, dtype=torch.uint8)
+    paste(out, source, torch.tensor([[0, 1, 0, 1], [0, 0, 0, 0]]), torch.tensor([1, 0]))
+    assert out.dtype == torch.float32 and float(out[0, 0, 0]) == 7.0
+
+
+def test_training_pastes_through_this_paste(monkeypatch):
+    """The collate's inputs and per-pixel lam are pasted by boxes.paste itself (editing it changes training)."""
+    from mixup_collate import MixupCollate
+    from mixup_collate import mix as mix_module
+
+    assert mix_module.paste is paste
+    calls = []
+
+    def spy(out, *args):
+        calls.append(tuple(out.shape))
+        return paste(out, *args)
+
+    monkeypatch.setattr(mix_module, "paste", spy)
+    samples = [(torch.rand(3, 6, 5), torch.randint(0, 3, (6, 5))) for _ in range(4)]
+    MixupCollate(alpha=0, cutmix_alpha=1.0, dense_targets=True, device="cpu", seed=0)(samples).finish()
+    assert sorted(calls) == [(4, 3, 6, 5), (4, 6, 5)]
 
 
 HEIGHT, WIDTH = 20, 30  # unequal, so a side or an edge computed from the other axis shows

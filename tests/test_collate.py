@@ -325,7 +325,7 @@ class TestArguments:
             ({"soft_targets": True}, "soft_targets=True needs num_classes"),
             ({"soft_targets": True, "num_classes": 0}, "num_classes=0"),
             ({"label_smoothing": 0.1}, "pass it to the loss instead"),
-            ({"soft_targets": True, "num_classes": 3, "label_smoothing": 1.0}, "label_smoothing must be"),
+            ({"soft_targets": True, "num_classes": 3, "label_smoothing": 1.5}, "label_smoothing must be"),
             ({"off_epoch": -1}, "off_epoch must be"),
             ({"mean": [0.5]}, "mean and std together"),
             ({"mean": [0.5, 0.5], "std": [0.2, 0.2, 0.2]}, "mean has 2 values but std has 3"),

@@ -188,6 +188,7 @@ class TestErrors:
             (torch.zeros(2, 9, 12, dtype=torch.uint8), r"shape \(2, 9, 12\) and dtype torch.uint8"),
             (torch.zeros(9, 12, dtype=torch.bool), "dense_targets=True needs an integer"),
             (3, "target is a int; dense_targets=True needs"),
+            (np.zeros((9, 12), dtype=np.uint64), "uint64 masks are not supported: convert them to int64"),
         ],
     )
     def test_targets_that_are_not_masks_or_maps_are_named(self, target, message):

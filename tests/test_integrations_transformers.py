@@ -176,6 +176,16 @@ class TestCheckpoints:
             trainer(tmp_path, "--save-steps", "2").train(resume_from_checkpoint=str(tmp_path / "checkpoint-2"))
 
 
+class Pictures(torch.utils.data.Dataset):
+    """Dict samples under the collate's default keys, with a column the model does not take."""
+
+    def __len__(self):
+        return 8
+
+    def __getitem__(self, i):
+        return {"image": torch.rand(3, 16, 16), "label": i % 4, "path": f"{i}.png"}
+
+
 class Stream(IterableDataset):
     def __iter__(self):
         for i in range(8):
@@ -205,6 +215,13 @@ class TestRefusals:
         )
         with pytest.raises(ValueError, match=r"accelerator_config=\{'dispatch_batches': False\}"):
             run.train()
+
+    def test_remove_unused_columns_keeps_the_collates_input_and_target(self, tmp_path):
+        collate = MixupCollate(seed=0)  # input_key="image", target_key="label": not the model's argument names
+        arguments = self.arguments(tmp_path, max_steps=2)
+        assert arguments.remove_unused_columns, "the Trainer's default"
+        run = MixupTrainer(model=self.model(), args=arguments, train_dataset=Pictures(), mixup=collate)
+        assert run.train().global_step == 2
 
     def test_an_undispatched_iterable_dataset_trains(self, tmp_path):
         collate = MixupCollate(input_key="pixel_values", target_key="labels", seed=0)

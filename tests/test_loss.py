@@ -206,7 +206,7 @@ class TestArguments:
             (
                 lambda x, y: mixup_cross_entropy(x, y, label_smoothing=1.5),
                 ValueError,
-                r"label_smoothing must be in \[0, 1\]",
+                r"label_smoothing must be a number in \[0, 1\]",
             ),
             (lambda x, y: mixup_cross_entropy(x, y, label_smoothing="0.1"), TypeError, "label_smoothing must be a"),
             (lambda x, y: mixup_cross_entropy(x, y, label_smoothing=None), TypeError, "label_smoothing must be a"),

@@ -9,6 +9,7 @@ from oracles import cut_regions, is_one_rectangle, mixup_reference
 
 from mixup_collate.boxes import kept_fraction, sample_boxes
 from mixup_collate.mix import Scratch, mix, mix_targets, pair, soft_targets, transform
+from mixup_collate.params import BLENDED, CUT, UNMIXED
 
 
 @st.composite
@@ -165,20 +166,21 @@ def test_rejects_wrong_shapes_and_dtypes():
         mix(torch.rand(0, 3), torch.arange(0), torch.ones(0))
 
 
-def test_rows_and_boxes_blend_some_samples_and_cut_others(kernel_path):
+def test_the_mode_blends_some_samples_cuts_others_and_keeps_the_rest(kernel_path, paste_path):
     g = torch.Generator().manual_seed(3)
     n = 8
     x = (torch.arange(n).view(-1, 1, 1, 1) * 30 + torch.randint(0, 20, (n, 3, 9, 7), generator=g)).to(torch.uint8)
     perm = torch.tensor([1, 2, 3, 4, 5, 6, 7, 0])
     lam = torch.rand(n, generator=g) * 0.5 + 0.5
     rows = torch.tensor([0, 3, 5])
+    mode = torch.full((n,), CUT, dtype=torch.uint8)
+    mode[rows] = BLENDED
+    mode[6] = UNMIXED  # sample 6 stays as it is, whatever its box
     boxes = sample_boxes(torch.full((n,), 0.6), 9, 7, generator=g)
-    boxes[rows] = 0
-    boxes[6] = 0  # sample 6 stays as it is
-    out = mix(x, perm, lam, rows=rows, boxes=boxes, scale=1 / 255)
+    out = mix(x, perm, lam, mode=mode, boxes=boxes, scale=1 / 255)
     blended = reference(x, perm, lam) / 255
     torch.testing.assert_close(out[rows].double(), blended[rows], rtol=1e-6, atol=1e-6)
-    others = torch.tensor([1, 2, 4, 6, 7])
+    others = torch.tensor([1, 2, 4, 7])
     converted = transform(x, scale=1 / 255)  # pasted pixels are copied, then converted like every pixel
     regions = cut_regions(out[others], converted[others], converted[perm[others]])
     for i, region in zip(others.tolist(), regions):
@@ -235,10 +237,22 @@ def test_soft_targets_of_float_targets_mix_linearly_then_smooth():
     out = soft_targets(y, torch.tensor([1, 0]), torch.tensor([0.75, 0.5]), 3, 0.3)
     mixed = torch.tensor([[0.75, 0.25, 0.75], [0.5, 0.5, 0.5]])
     torch.testing.assert_close(out, mixed * 0.7 + 0.1)
-    with pytest.raises(ValueError, match=r"shape \(B, 4\)"):
-        soft_targets(y, torch.tensor([1, 0]), torch.ones(2), 4)
 
 
-def test_mix_targets_refuses_class_indices():
-    with pytest.raises(TypeError, match="float targets"):
-        mix_targets(torch.tensor([1, 2]), torch.tensor([1, 0]), torch.ones(2))
+def test_a_box_counts_for_a_cut_row_only_on_every_path(kernel_path, paste_path):
+    """One meaning for mode and boxes: a blended or unmixed row's box is ignored, on every path alike."""
+    x = torch.rand(4, 2, 6, 6)
+    perm, lam = torch.tensor([1, 2, 3, 0]), torch.tensor([0.7, 0.6, 0.9, 0.8])
+    mode = torch.tensor([BLENDED, UNMIXED, CUT, BLENDED], dtype=torch.uint8)
+    boxes = torch.tensor([[0, 3, 0, 3]] * 4)
+    for overwrite in (False, True):
+        out = mix(x.clone(), perm, lam, mode=mode, boxes=boxes, overwrite_input=overwrite)
+        expected = reference(x, perm, lam)
+        assert torch.allclose(out[[0, 3]].double(), expected[[0, 3]], atol=1e-6), "blended rows are only blended"
+        assert torch.equal(out[1], x[1]), "an unmixed row is its own"
+        assert torch.equal(out[2, :, :3, :3], x[3, :, :3, :3]) and torch.equal(out[2, :, 3:], x[2, :, 3:])
+
+
+def test_cut_rows_without_boxes_are_refused():
+    with pytest.raises(ValueError, match="CUT rows need boxes"):
+        mix(torch.rand(2, 1, 3, 3), torch.tensor([1, 0]), torch.ones(2), mode=torch.tensor([CUT, UNMIXED]))

@@ -5,7 +5,7 @@ import torch
 from scipy import stats
 
 from mixup_collate.boxes import kept_fraction
-from mixup_collate.params import MixParams, draw_params
+from mixup_collate.params import BLENDED, CUT, UNMIXED, MixParams, draw_params
 
 
 def draw(n=64, shape=(3, 16, 12), seed=0, **kwargs):
@@ -14,26 +14,27 @@ def draw(n=64, shape=(3, 16, 12), seed=0, **kwargs):
 
 
 def kinds(p):
-    """Per sample: 'mixup', 'cutmix' or 'none'."""
+    """Per sample: 'mixup', 'cutmix' or 'none' (a cut sample whose box came out empty is unchanged: 'none')."""
     n = p.perm.shape[0]
-    blended = torch.zeros(n, dtype=torch.bool)
-    blended[torch.arange(n) if p.rows is None else p.rows] = True
+    assert p.mode.dtype == torch.uint8 and set(p.mode.tolist()) <= {UNMIXED, BLENDED, CUT}
     boxes = torch.zeros(n, 4, dtype=torch.int64) if p.boxes is None else p.boxes
-    cut = (boxes[:, 1] > boxes[:, 0]) & (boxes[:, 3] > boxes[:, 2])
-    assert not bool((blended & cut).any()), "a sample is blended or cut, never both"
-    return ["mixup" if b else "cutmix" if c else "none" for b, c in zip(blended.tolist(), cut.tolist())]
+    nonempty = (boxes[:, 1] > boxes[:, 0]) & (boxes[:, 3] > boxes[:, 2])
+    assert not bool((nonempty & (p.mode != CUT)).any()), "only a cut sample has a box"
+    assert bool((p.lam[p.mode == UNMIXED] == 1).all()), "an unmixed sample keeps weight 1"
+    cut = nonempty & (p.mode == CUT)
+    return ["mixup" if m == BLENDED else "cutmix" if c else "none" for m, c in zip(p.mode.tolist(), cut.tolist())]
 
 
 def test_mixup_only_blends_every_sample_with_folded_weights():
     p = draw()
-    assert p.rows is None and p.boxes is None and p.active
+    assert p.boxes is None and p.blends_all and p.mixes
     assert sorted(p.perm.tolist()) == list(range(64))
     assert p.lam.dtype == torch.float32 and bool(((p.lam >= 0.5) & (p.lam <= 1)).all())
 
 
 def test_cutmix_only_cuts_every_sample_and_lam_is_the_kept_share():
     p = draw(alpha=0.0, cutmix_alpha=1.0)
-    assert p.rows is not None and len(p.rows) == 0
+    assert bool((p.mode == CUT).all())
     torch.testing.assert_close(p.lam, kept_fraction(p.boxes, 16, 12), rtol=0, atol=0)
     assert bool((p.lam >= 0.5).all()), "fold: every sample keeps at least half of its image"
     assert len({tuple(b) for b in p.boxes.tolist()}) > 32, "boxes differ across samples"
@@ -87,13 +88,13 @@ def test_cycle_partners():
 
 def test_same_generator_state_same_draws():
     a, b = draw(cutmix_alpha=1.0, prob=0.5, seed=3), draw(cutmix_alpha=1.0, prob=0.5, seed=3)
-    for name in ("perm", "lam", "rows", "boxes"):
+    for name in ("perm", "lam", "mode", "boxes"):
         assert torch.equal(getattr(a, name), getattr(b, name))
 
 
 def test_identity():
     p = MixParams.identity(5)
-    assert not p.active and p.perm.tolist() == list(range(5)) and p.lam.tolist() == [1.0] * 5
+    assert not p.mixes and p.perm.tolist() == list(range(5)) and p.lam.tolist() == [1.0] * 5
 
 
 class TestCorrectLam:
@@ -112,6 +113,5 @@ class TestCorrectLam:
     def test_blended_samples_are_unaffected(self):
         a = draw(alpha=0.4, cutmix_alpha=1.0, seed=2)
         b = draw(alpha=0.4, cutmix_alpha=1.0, seed=2, correct_lam=False)
-        blended = torch.zeros(64, dtype=torch.bool)
-        blended[a.rows] = True
+        blended = a.mode == BLENDED
         assert torch.equal(a.lam[blended], b.lam[blended]) and not torch.equal(a.lam, b.lam)

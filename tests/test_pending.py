@@ -182,11 +182,24 @@ def test_a_finished_batch_pickles_as_its_tensors():
     assert_same_batch(restored.finish(), batch.finish())
 
 
-def test_a_pending_batch_pickled_in_this_process_comes_back_to_its_collate():
+def test_a_pending_batch_pickled_in_this_process_is_pickled_finished():
     collate = MixupCollate(device="cpu", seed=0)
     batch = collate(image_samples(4)[0])
     restored = pickle.loads(pickle.dumps(batch))
-    assert restored._owner is collate
+    assert restored._batch is not None and restored._owner is None, "the bytes hold the finished batch"
+    assert_same_batch(restored.finish(), batch.finish())
+
+
+def test_a_worker_pickles_the_stacked_batch_for_its_collate(monkeypatch):
+    import mixup_collate.pending as pending_module
+
+    collate = MixupCollate(device="cpu", seed=0)
+    batch = collate(image_samples(4)[0])
+    monkeypatch.setattr(pending_module, "get_worker_info", lambda: object())
+    data = pickle.dumps(batch)
+    monkeypatch.undo()
+    restored = pickle.loads(data)
+    assert restored._batch is None and restored._owner is collate and restored._from_worker
 
 
 def draws_of(collate, samples, count):
@@ -280,6 +293,53 @@ class TestCopiesOfAPendingBatchAreTheSameBatch:
         assert_same_batch(*batches)
         assert_same_draws([(batches[0].perm, batches[0].lam), *draws_of(collate, samples, 1)], want)
 
+    @pytest.mark.parametrize("name", list(COLLATES))
+    def test_two_unpickles_of_one_blob_are_one_batch_after_the_original_is_gone(self, name):
+        import gc
+
+        samples, _ = image_samples(6, dtype=torch.uint8)
+        collate = COLLATES[name]()
+        data = pickle.dumps(collate(samples))
+        gc.collect()  # the original pending batch is gone
+        first, second = pickle.loads(data).finish(), pickle.loads(data).finish()
+        assert_same_batch(first, second)
+        fresh = COLLATES[name]()
+        fresh(samples).finish()
+        assert_same_batch(collate(samples).finish(), fresh(samples).finish()), "one index of the stream taken"
+
+    @pytest.mark.parametrize("make_copy", ["deepcopy", "pickle"])
+    def test_a_copy_taken_while_another_thread_finishes_is_the_finished_batch(self, make_copy, monkeypatch):
+        import copy
+        import threading
+
+        from mixup_collate import finish as finish_module
+
+        samples, _ = image_samples(8, shape=(3, 16, 16))
+        collate = MixupCollate(alpha=0.4, cutmix_alpha=1.0, device="cpu", seed=0)
+        batch = collate(samples)
+        entered, release = threading.Event(), threading.Event()
+        real = finish_module.mix_inputs
+
+        def slow_mix(*args, **kwargs):  # the finishing thread is inside the mix, in place, when the copy is taken
+            entered.set()
+            release.wait(5)
+            return real(*args, **kwargs)
+
+        monkeypatch.setattr(finish_module, "mix_inputs", slow_mix)
+        worker = threading.Thread(target=batch.finish)
+        worker.start()
+        assert entered.wait(5)
+        copier = threading.Thread(target=lambda: copies.append(take(batch)))
+        take = copy.deepcopy if make_copy == "deepcopy" else (lambda b: pickle.loads(pickle.dumps(b)))
+        copies = []
+        copier.start()
+        copier.join(0.2)
+        assert copier.is_alive(), "the copy waits for the batch's lock"
+        release.set()
+        worker.join(5)
+        copier.join(5)
+        assert_same_batch(copies[0].finish(), batch.finish())
+
     def test_a_deep_copy_has_its_own_tensors(self):
         import copy
 
@@ -356,12 +416,17 @@ class TestTo:
             batch.to("gpu0")
 
 
-def test_a_pending_batch_unpickled_where_its_collate_is_gone_says_to_finish_it_first():
+def test_a_worker_batch_unpickled_where_its_collate_is_gone_says_so(monkeypatch):
     import gc
 
+    import mixup_collate.pending as pending_module
+
     collate = MixupCollate(device="cpu", seed=0)
-    data = pickle.dumps(collate(image_samples(4)[0]))
-    del collate
+    batch = collate(image_samples(4)[0])
+    monkeypatch.setattr(pending_module, "get_worker_info", lambda: object())
+    data = pickle.dumps(batch)
+    monkeypatch.undo()
+    del collate, batch
     gc.collect()
-    with pytest.raises(RuntimeError, match=r"does not exist.*finish it first: batch.finish\(\)"):
+    with pytest.raises(RuntimeError, match=r"does not exist.*pickle it in the main process, which finishes it first"):
         pickle.loads(data)

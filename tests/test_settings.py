@@ -30,8 +30,13 @@ BAD_VALUES = [
     ("dense_targets", 1, "dense_targets must be True or False"),
     ("correct_lam", None, "correct_lam must be True or False"),
     ("num_classes", 2.5, "num_classes must be a positive int"),
-    ("label_smoothing", "0.1", r"label_smoothing must be a number in \[0, 1\)"),
-    ("label_smoothing", None, r"label_smoothing must be a number in \[0, 1\)"),
+    ("label_smoothing", 1.5, r"label_smoothing must be a number in \[0, 1\]"),
+    ("label_smoothing", float("nan"), r"label_smoothing must be a number in \[0, 1\]"),
+    ("prob", float("nan"), r"prob must be a number in \[0, 1\]"),
+    ("switch_prob", float("nan"), r"switch_prob must be a number in \[0, 1\]"),
+    ("std", 0, "std values must be > 0"),
+    ("std", [0.2, -0.1, 0.3], "std values must be > 0"),
+    ("input_key", None, "input_key must be a dict key"),
     ("off_epoch", -1, "off_epoch must be a non-negative int"),
     ("enabled", "no", "enabled must be True or False"),
     ("per_sample", None, "per_sample must be True or False"),
@@ -132,7 +137,7 @@ class TestCombinationsAreCheckedTogether:
             collate.update(cutmix_alpha=0)
         with pytest.raises(ValueError, match="prob must be"):
             collate.update(alpha=0.3, prob=3)
-        with pytest.raises(TypeError, match="unknown setting 'alhpa'"):
+        with pytest.raises(TypeError, match="unknown setting 'alhpa'; did you mean 'alpha'"):
             collate.update(alhpa=0.3)
         assert collate.alpha == 0 and collate.cutmix_alpha == 1.0 and collate.prob == 1.0
 
@@ -195,3 +200,65 @@ class TestStructureIsFixedFromTheFirstBatch:
         evaluation = copy.deepcopy(collate)
         evaluation.soft_targets = True
         assert len(evaluation(image_samples(4)[0])) == 2
+
+
+class TestUpdate:
+    """``collate.update(...)`` changes several settings atomically, before and after the first batch."""
+
+    def test_after_the_first_batch_it_changes_the_next_batches(self):
+        samples, xs = image_samples(8, shape=(3, 16, 16))
+        collate = MixupCollate(alpha=0.4, device="cpu", seed=0)
+        finished(collate, samples)
+        collate.update(alpha=0, cutmix_alpha=1.0)
+        assert (collate.alpha, collate.cutmix_alpha) == (0.0, 1.0)
+        batch = finished(collate, samples)
+        own, partner = batch.x == xs, batch.x == xs[batch.perm]
+        assert bool((own | partner).all()), "CutMix now: every pixel is copied, none blended"
+        assert bool((~own).any()), "and boxes were pasted"
+
+    def test_after_the_first_batch_a_structural_change_is_refused_by_name_and_nothing_changes(self):
+        samples, _ = image_samples(8)
+        collate = MixupCollate(alpha=0.4, device="cpu", seed=0)
+        finished(collate, samples)
+        with pytest.raises(ValueError, match="soft_targets cannot change after the collate's first batch"):
+            collate.update(alpha=0.8, soft_targets=True, num_classes=10)
+        assert collate.alpha == 0.4 and collate.soft_targets is False
+
+
+class TestMisspeltSettings:
+    """A name that is not a setting is refused at assignment, naming the closest one (timm's names too)."""
+
+    @pytest.mark.parametrize(
+        "name, closest",
+        [("swtich_prob", "switch_prob"), ("mixup_alpha", "alpha"), ("cutmix_prob", "prob"), ("mix_prob", "prob")],
+    )
+    def test_assignment_names_the_closest_setting(self, name, closest):
+        collate = MixupCollate(device="cpu")
+        with pytest.raises(AttributeError, match=f"unknown setting '{name}'; did you mean '{closest}'"):
+            setattr(collate, name, 0.2)
+        assert not hasattr(collate, name)
+
+    def test_the_collates_own_attributes_are_still_assigned(self):
+        collate = MixupCollate(device="cpu")
+        collate.mixup_enabled = False
+        collate.alpha = 0.8
+        assert (collate.enabled, collate.alpha) == (False, 0.8)
+
+
+class TestLabelSmoothingMeansTheSameEverywhere:
+    """The collate and the loss take label smoothing in [0, 1] and refuse the rest with the same errors."""
+
+    @pytest.mark.parametrize("value, error", [(1.5, ValueError), (-0.1, ValueError), ("0.1", TypeError)])
+    def test_refused_alike(self, value, error):
+        from mixup_collate import mixup_cross_entropy
+
+        with pytest.raises(error, match=r"label_smoothing must be a number in \[0, 1\]"):
+            MixupCollate(soft_targets=True, num_classes=3, label_smoothing=value)
+        with pytest.raises(error, match=r"label_smoothing must be a number in \[0, 1\]"):
+            mixup_cross_entropy(torch.zeros(2, 3), torch.tensor([0, 1]), label_smoothing=value)
+
+    def test_one_is_accepted_by_both(self):
+        from mixup_collate import mixup_cross_entropy
+
+        assert MixupCollate(soft_targets=True, num_classes=3, label_smoothing=1.0).label_smoothing == 1.0
+        assert bool(mixup_cross_entropy(torch.zeros(2, 3), torch.tensor([0, 1]), label_smoothing=1.0).isfinite())

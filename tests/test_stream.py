@@ -284,9 +284,64 @@ class TestLoadStateDictRefusesWhatItCannotResume:
         with pytest.raises(ValueError, match=f"rng_state must be a CPU generator's state.*got {shown}"):
             RandomStream(generator=torch.Generator()).load_state_dict({**generator_state(), "rng_state": rng_state})
 
+    @pytest.mark.parametrize(
+        "rng_state",
+        [
+            torch.zeros(5056, dtype=torch.uint8),
+            torch.randint(0, 256, (5056,), dtype=torch.uint8, generator=torch.Generator().manual_seed(0)),
+            torch.empty(5056, dtype=torch.uint8, device="meta"),
+        ],
+        ids=["zero bytes", "random bytes", "on meta"],
+    )
+    def test_malformed_generator_bytes_are_named_and_change_nothing(self, rng_state):
+        g = torch.Generator().manual_seed(4)
+        before = g.get_state()
+        with pytest.raises(ValueError, match="rng_state is not a CPU generator's state"):
+            RandomStream(generator=g).load_state_dict({**generator_state(), "rng_state": rng_state})
+        assert torch.equal(g.get_state(), before)
+
+    def test_a_non_contiguous_copy_of_a_state_resumes_it(self):
+        state = generator_state()
+        state["rng_state"] = torch.Generator().manual_seed(9).get_state().repeat_interleave(2)[::2]
+        g = torch.Generator()
+        RandomStream(generator=g).load_state_dict(state)
+        assert torch.equal(g.get_state(), torch.Generator().manual_seed(9).get_state())
+
     def test_the_collate_refuses_a_state_of_the_other_kind(self):
         seeded, drawing = MixupCollate(device="cpu", seed=0), MixupCollate(device="cpu", generator=torch.Generator())
         with pytest.raises(ValueError, match="generator="):
             drawing.load_state_dict(seeded.state_dict())
         with pytest.raises(ValueError, match="generator="):
             seeded.load_state_dict(drawing.state_dict())
+
+
+class TestBatchIndices:
+    """Batch ``k`` of an epoch draws from the seed of its coordinates; only mixed batches take an index."""
+
+    def test_batch_k_is_drawn_from_the_seed_of_seed_rank_epoch_and_k(self, monkeypatch):
+        from support import image_samples
+
+        from mixup_collate.params import draw_params
+        from mixup_collate.stream import batch_seed
+
+        monkeypatch.delenv("RANK", raising=False)
+        samples, _ = image_samples(6)
+        collate = MixupCollate(alpha=0.4, device="cpu", seed=5)
+        collate.set_epoch(2)
+        for k in range(3):
+            batch = collate(samples).finish()
+            drawn = draw_params(
+                6, (3, 4, 4), alpha=0.4, generator=torch.Generator().manual_seed(batch_seed(5, 0, 2, k))
+            )
+            assert torch.equal(batch.perm, drawn.perm) and torch.equal(batch.lam, drawn.lam), f"batch {k}"
+
+    def test_an_unmixed_batch_takes_no_index(self):
+        from support import image_samples
+
+        samples, _ = image_samples(6)
+        collate, reference = MixupCollate(device="cpu", seed=1), MixupCollate(device="cpu", seed=1)
+        collate.enabled = False
+        collate(samples).finish()
+        collate.enabled = True
+        assert collate.state_dict()["batches"] == 0
+        assert torch.equal(collate(samples).finish().lam, reference(samples).finish().lam)

@@ -1,0 +1,43 @@
+"""Batches pinned from before the core's refactor: the same seed and settings give the same batches.
+
+Partners, weights, per-sample modes, boxes and targets bit for bit; pixels up to float32 rounding.
+The record is ``tests/data/pinned.pt`` (``python tests/pinned.py`` on the version it pins).
+"""
+
+import pytest
+import torch
+from pinned import CONFIGS, PINNED, SHAPE, B, batches, draw_args
+
+from mixup_collate import MixupCollate
+from mixup_collate.params import BLENDED, CUT, UNMIXED, draw_params
+
+RECORD = torch.load(PINNED, weights_only=True)
+
+
+@pytest.mark.parametrize("name", list(CONFIGS))
+def test_the_batches_are_the_recorded_ones(name):
+    for got, recorded in zip(batches(name, MixupCollate), RECORD[name]["batches"], strict=True):
+        assert got.keys() == recorded.keys()
+        for field, value in recorded.items():
+            if field == "x":
+                torch.testing.assert_close(got[field], value, rtol=2**-22, atol=2**-22)
+            else:
+                assert got[field].dtype == value.dtype and torch.equal(got[field], value), field
+
+
+@pytest.mark.parametrize("name", [n for n in CONFIGS if n != "disabled"])
+def test_the_draws_are_the_recorded_ones(name):
+    recorded = RECORD[name]["params"]
+    drawn = draw_params(B, SHAPE, **draw_args(name), generator=torch.Generator().manual_seed(11))
+    assert torch.equal(drawn.perm, recorded["perm"]) and torch.equal(drawn.lam, recorded["lam"])
+    blended = torch.ones(B, dtype=torch.bool)
+    if recorded["rows"] is not None:
+        blended = torch.zeros(B, dtype=torch.bool)
+        blended[recorded["rows"]] = True
+    assert torch.equal(drawn.mode == BLENDED, blended)
+    if recorded["boxes"] is None:
+        assert drawn.boxes is None and not bool((drawn.mode == CUT).any())
+    else:
+        cut = drawn.mode == CUT
+        assert torch.equal(drawn.boxes, recorded["boxes"])
+        assert torch.equal(cut | blended, drawn.mode != UNMIXED)
