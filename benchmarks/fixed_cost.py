@@ -6,7 +6,8 @@
 On 3x1x1 samples (float32 images, class indices; for the dense row a uint8 (1, 1) mask per sample)
 what remains is what the main process of a GPU training loop pays per batch whatever the image size:
 Python, argument checks and the tensor operations themselves. Every case is timed in turn, round
-after round (interleaved), on one torch thread; medians. ``default_collate`` is the reference.
+after round (interleaved: a round is ``--repeats`` consecutive batches of one case, as a loop makes
+them), on one torch thread; medians of the per-batch time. ``default_collate`` is the reference.
 
 Cases: ``mixup`` (alpha=0.4), ``cutmix`` (cutmix_alpha=1.0), ``switched`` (both, switch_prob=0.5,
 prob=0.8) and ``dense switched`` (the same with ``dense_targets=True``). Next to each ratio, the
@@ -64,7 +65,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--batch", type=int, default=128)
-    parser.add_argument("--rounds", type=int, default=200)
+    parser.add_argument("--rounds", type=int, default=60)
+    parser.add_argument("--repeats", type=int, default=10, help="consecutive batches per case and round")
     parser.add_argument("--out", type=Path, default=RESULTS / "fixed_cost.json")
     args = parser.parse_args(argv)
     device = pick_device(args.device)
@@ -75,9 +77,17 @@ def main(argv: list[str] | None = None) -> int:
     def ours(name: str):
         return lambda: collates[name](data["dense" in name]).finish()
 
+    def repeated(fn):
+        def run():
+            for _ in range(args.repeats):
+                fn()
+
+        return run
+
     cases = {"default_collate": lambda: default_collate(data[False])} | {name: ours(name) for name in MODES}
     with torch_threads(1):
-        times = interleaved(cases, args.rounds, device, warmup=5)
+        times = interleaved({k: repeated(f) for k, f in cases.items()}, args.rounds, device, warmup=3)
+    times = {k: [t / args.repeats for t in v] for k, v in times.items()}
     operations = {}
     for name in MODES:
         with OpCounter() as counter:
@@ -91,7 +101,8 @@ def main(argv: list[str] | None = None) -> int:
         rows.append([name, f"{median * 1e6:.0f}", f"{base * 1e6:.0f}", f"{median / base:.2f}", operations[name]])
         results.append({"mode": name, "us": median * 1e6, "default_collate_us": base * 1e6,
                         "ratio": median / base, "tensor_ops": operations[name]})  # fmt: skip
-    print(f"fixed cost per batch on {device}: B={args.batch} samples of 3x1x1, 1 thread, {args.rounds} rounds, medians")
+    print(f"fixed cost per batch on {device}: B={args.batch} samples of 3x1x1, 1 thread, {args.rounds} rounds of "
+          f"{args.repeats} batches, medians")  # fmt: skip
     print(table(["mode", "us", "default_collate us", "ratio", "tensor ops"], rows))
     write_json(args.out, {"machine": machine(), "device": str(device), "batch": args.batch, "results": results})
     print(f"wrote {args.out}")

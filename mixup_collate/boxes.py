@@ -7,6 +7,7 @@ injectable randomness; boxes are drawn on the CPU without host synchronisation.
 
 from __future__ import annotations
 
+import numpy as np
 import torch
 from torch import Tensor
 
@@ -30,35 +31,36 @@ def sample_boxes(
     then unused) and the box is placed uniformly inside the image. Either way :func:`kept_fraction`
     gives the exact share of the image a sample keeps.
     """
-    lam = lam.to(device="cpu", dtype=torch.float64)
+    lam = lam.to(device="cpu", dtype=torch.float64).numpy()
     n = lam.shape[0]
+    # The random numbers come from torch's generator; the arithmetic on them is numpy's (the same IEEE float64
+    # operations, without a tensor's per-operation cost on a handful of numbers).
     if minmax is None:
-        ratio = (1 - lam).clamp_(min=0).sqrt_()
-        h, w = (height * ratio).floor_().long(), (width * ratio).floor_().long()
+        ratio = np.sqrt(np.maximum(1 - lam, 0))
+        h, w = np.floor(height * ratio).astype(np.int64), np.floor(width * ratio).astype(np.int64)
         # Rounding must never let a box exceed its share (folded lam keeps at least half the image).
-        w = torch.where(h * w > (1 - lam) * (height * width), (w - 1).clamp_(min=0), w)
-        cy = torch.randint(0, height, (n,), generator=generator)
-        cx = torch.randint(0, width, (n,), generator=generator)
+        w = np.where(h * w > (1 - lam) * (height * width), np.maximum(w - 1, 0), w)
+        cy = torch.randint(0, height, (n,), generator=generator).numpy()
+        cx = torch.randint(0, width, (n,), generator=generator).numpy()
         top, left = cy - h // 2, cx - w // 2
-        bottom, right = top + h, left + w
     else:
         lo, hi = minmax
-        ratios = torch.empty((2, n), dtype=torch.float64).uniform_(lo, hi, generator=generator)
-        h = (height * ratios[0]).floor_().long().clamp_(0, height)
-        w = (width * ratios[1]).floor_().long().clamp_(0, width)
-        top = (torch.rand(n, dtype=torch.float64, generator=generator) * (height - h + 1)).floor_().long()
-        left = (torch.rand(n, dtype=torch.float64, generator=generator) * (width - w + 1)).floor_().long()
-        bottom, right = top + h, left + w
-    edges = torch.stack((top, bottom, left, right), dim=1)
-    limits = torch.tensor([height, height, width, width])
-    return edges.clamp_(min=0).minimum(limits)
+        ratios = torch.empty((2, n), dtype=torch.float64).uniform_(lo, hi, generator=generator).numpy()
+        h = np.clip(np.floor(height * ratios[0]).astype(np.int64), 0, height)
+        w = np.clip(np.floor(width * ratios[1]).astype(np.int64), 0, width)
+        top = np.floor(torch.rand(n, dtype=torch.float64, generator=generator).numpy() * (height - h + 1))
+        left = np.floor(torch.rand(n, dtype=torch.float64, generator=generator).numpy() * (width - w + 1))
+        top, left = top.astype(np.int64), left.astype(np.int64)
+    edges = np.stack((top, top + h, left, left + w), axis=1)
+    return torch.from_numpy(np.minimum(np.maximum(edges, 0), [height, height, width, width]))
 
 
 def kept_fraction(boxes: Tensor, height: int, width: int) -> Tensor:
     """The share of the image outside each box, float32 ``(n,)``: the ``lam`` of a CutMix sample."""
-    area = (boxes[:, 1] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 2])
+    edges = boxes.numpy()
+    area = (edges[:, 1] - edges[:, 0]) * (edges[:, 3] - edges[:, 2])
     total = height * width
-    return ((total - area).double() / total).float()
+    return torch.from_numpy(((total - area).astype(np.float64) / total).astype(np.float32))
 
 
 def box_masks(boxes: Tensor, height: int, width: int, device: torch.device | str | None = None) -> Tensor:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import numpy as np
 import torch
 from torch import Tensor
 
@@ -87,22 +88,24 @@ def draw_params(
     if use_mixup and not use_cutmix and prob >= 1:  # plain Mixup: every sample blended
         lam = sample_lam(n, alpha, fold=fold, per_sample=per_sample, generator=g)
         return MixParams(perm, lam, torch.full((n,), BLENDED, dtype=torch.uint8))
-    mixed = torch.ones(n, dtype=torch.bool) if prob >= 1 else sample_coins(n, prob, per_sample=per_sample, generator=g)
+    # The draws come from torch's generator; combining them is numpy's work (a handful of numbers each).
+    mixed = np.ones(n, dtype=bool) if prob >= 1 else sample_coins(n, prob, per_sample=per_sample, generator=g).numpy()
     if use_mixup and use_cutmix:
-        cut = sample_coins(n, switch_prob, per_sample=per_sample, generator=g) & mixed
+        cut = sample_coins(n, switch_prob, per_sample=per_sample, generator=g).numpy() & mixed
     else:
-        cut = mixed if use_cutmix else torch.zeros(n, dtype=torch.bool)
+        cut = mixed if use_cutmix else np.zeros(n, dtype=bool)
     blend = mixed & ~cut
-    lam = torch.ones(n)
+    lam = np.ones(n, dtype=np.float32)
     if use_mixup:
-        lam = torch.where(blend, sample_lam(n, alpha, fold=fold, per_sample=per_sample, generator=g), lam)
-    mode = blend.to(torch.uint8) + cut.to(torch.uint8) * CUT
+        lam = np.where(blend, sample_lam(n, alpha, fold=fold, per_sample=per_sample, generator=g).numpy(), lam)
+    mode = torch.from_numpy(blend.astype(np.uint8) + cut.astype(np.uint8) * CUT)
     if not use_cutmix:
-        return MixParams(perm, lam, mode)
+        return MixParams(perm, torch.from_numpy(lam), mode)
     height, width = sample_shape[-2:]
     draws = n if per_sample else 1
     box_lam = torch.ones(draws) if cutmix_minmax else sample_lam(draws, cutmix_alpha, fold=fold, generator=g)
-    drawn = sample_boxes(box_lam, height, width, minmax=cutmix_minmax, generator=g).expand(n, 4)
-    boxes = torch.where(cut[:, None], drawn, 0)
-    lam = torch.where(cut, kept_fraction(boxes, height, width) if correct_lam else box_lam.float(), lam)
-    return MixParams(perm, lam, mode, boxes if bool(cut.any()) else None)
+    drawn = sample_boxes(box_lam, height, width, minmax=cutmix_minmax, generator=g).numpy()
+    boxes = torch.from_numpy(np.where(cut[:, None], drawn, 0))
+    kept = kept_fraction(boxes, height, width).numpy() if correct_lam else box_lam.numpy()
+    lam = torch.from_numpy(np.where(cut, kept, lam))
+    return MixParams(perm, lam, mode, boxes if cut.any() else None)
