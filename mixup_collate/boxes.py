@@ -98,7 +98,7 @@ def paste(out: Tensor, source: Tensor | float, boxes: Tensor, perm: Tensor | Non
                 [0, 0, 0, 0]], dtype=torch.uint8)
     """
     try:
-        if out.device.type == "cpu" and out[0].numel() * out.element_size() >= SLICE_MIN_BYTES:
+        if out.device.type == "cpu" and out.numel() // max(len(out), 1) * out.element_size() >= SLICE_MIN_BYTES:
             _paste_slices(out, source, boxes, perm)
             return out
         mask = box_masks(boxes, out.shape[-2], out.shape[-1], out.device)

@@ -168,7 +168,8 @@ class Finisher:
         # it first, so a batch whose mix fails half-way is refused (SPENT) rather than mixed twice.
         if plan.in_place and x is stacked.x:
             stacked.x = None
-        x = mix_inputs(x, plan, perm, lam, params.mode, params.boxes, self._scratch)
+        mode = None if params.blends_all else params.mode  # None: every sample blended, the Mixup kernel
+        x = mix_inputs(x, plan, perm, lam, mode, params.boxes, self._scratch)
         if s.soft_targets:
             return SoftTargetBatch(x, *targets, lam=lam, perm=perm, extras=extras)
         return MixedBatch(x, *targets, weights, perm=perm, extras=extras)

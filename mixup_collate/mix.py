@@ -24,6 +24,7 @@ import threading
 from collections.abc import Sequence
 from typing import NamedTuple
 
+import numpy as np
 import torch
 from torch import Tensor
 
@@ -254,6 +255,8 @@ def mix(
         boxes = torch.where(cut[:, None].to(boxes.device), boxes, 0)  # a box counts for a CUT row only
     else:
         boxes = None
+    if mode is not None and bool((mode == BLENDED).all()):
+        mode = None  # every row blended: the Mixup kernel
     out_dtype = output_dtype(x, dtype)
     out = _private(x, out_dtype, _memory_format(x, channels_last), overwrite_input)
     return _mix_into(out, out_dtype, None if out is x else x, perm, lam, mode, boxes, scale, shift, scratch)
@@ -273,15 +276,20 @@ def _mix_into(
 ) -> Tensor:
     """:func:`mix` on ``out``, the private buffer in the computation's dtype and layout, overwritten with the result.
 
-    ``source`` is the untouched input ``out`` was converted from, when it is another tensor: the rows that
-    are cut or blended then read their partners from it, instead of from a gather of the whole batch.
+    ``mode`` ``None`` blends every row. ``source`` is the untouched input ``out`` was converted from, when it
+    is another tensor: the rows that are cut or blended then read their partners from it, instead of from a
+    gather of the whole batch.
     """
     compute = out.dtype
-    perm = perm.to(out.device)
-    lam = lam.to(device=out.device, dtype=compute)
-    if mode is None or bool((mode == BLENDED).all()):
+    if perm.device != out.device:
+        perm = perm.to(out.device)
+    if lam.device != out.device or lam.dtype != compute:
+        lam = lam.to(device=out.device, dtype=compute)
+    if mode is None:
         return _blend_all(out, out_dtype, perm, lam, scale, shift, scratch)
-    rows = (mode == BLENDED).nonzero().flatten().to(out.device)
+    on_cpu = mode.device.type == "cpu"  # the collate's own: read on the host, without a tensor op
+    rows = torch.from_numpy(np.flatnonzero(mode.numpy() == BLENDED)) if on_cpu else (mode == BLENDED).nonzero()
+    rows = rows.flatten().to(out.device)
     gathered = source is None
     if gathered:  # partners read from a copy: pasting into a row must not change what another reads
         source = _gather(out, perm, scratch)
@@ -456,11 +464,14 @@ def mix_inputs(
     plan: InputPlan,
     perm: Tensor,
     lam: Tensor,
-    mode: Tensor,
+    mode: Tensor | None,
     boxes: Tensor | None,
     scratch: Scratch | None = None,
 ) -> Tensor:
-    """Carry out ``plan`` on ``x`` with the batch's draws (the collate's own, so not checked again)."""
+    """Carry out ``plan`` on ``x`` with the batch's draws (the collate's own, so not checked again).
+
+    ``mode`` is :class:`~mixup_collate.params.MixParams`'s, or ``None`` when every sample is blended.
+    """
     if plan.kind == "pair":
         return _pair(x, perm, plan.dtype, plan.scale, plan.shift)
     out = x if plan.in_place else _private(x, plan.dtype, plan.memory_format, False)

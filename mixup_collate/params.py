@@ -8,7 +8,7 @@ retried, or finished again, gets the very same draws.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import torch
@@ -42,21 +42,28 @@ class MixParams:
     lam: Tensor
     mode: Tensor
     boxes: Tensor | None = None
+    # (any sample mixed, every sample blended): what the drawer knows already, else read from mode once.
+    summary: tuple[bool, bool] | None = field(default=None, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        if self.summary is None:
+            object.__setattr__(self, "summary", (bool(self.mode.any()), bool((self.mode == BLENDED).all())))
 
     @classmethod
     def identity(cls, batch_size: int) -> MixParams:
         """No mixing: every sample is its own partner with weight 1."""
-        return cls(torch.arange(batch_size), torch.ones(batch_size), torch.zeros(batch_size, dtype=torch.uint8))
+        unmixed = torch.zeros(batch_size, dtype=torch.uint8)
+        return cls(torch.arange(batch_size), torch.ones(batch_size), unmixed, summary=(False, False))
 
     @property
     def mixes(self) -> bool:
         """Whether any sample is blended or cut."""
-        return bool(self.mode.any())
+        return self.summary[0]
 
     @property
     def blends_all(self) -> bool:
         """Whether every sample is blended (plain Mixup)."""
-        return bool((self.mode == BLENDED).all())
+        return self.summary[1]
 
 
 def draw_params(
@@ -87,7 +94,7 @@ def draw_params(
     perm = sample_perm(n, cycle=cycle, generator=g)
     if use_mixup and not use_cutmix and prob >= 1:  # plain Mixup: every sample blended
         lam = sample_lam(n, alpha, fold=fold, per_sample=per_sample, generator=g)
-        return MixParams(perm, lam, torch.full((n,), BLENDED, dtype=torch.uint8))
+        return MixParams(perm, lam, torch.full((n,), BLENDED, dtype=torch.uint8), summary=(True, True))
     # The draws come from torch's generator; combining them is numpy's work (a handful of numbers each).
     mixed = np.ones(n, dtype=bool) if prob >= 1 else sample_coins(n, prob, per_sample=per_sample, generator=g).numpy()
     if use_mixup and use_cutmix:
@@ -99,8 +106,9 @@ def draw_params(
     if use_mixup:
         lam = np.where(blend, sample_lam(n, alpha, fold=fold, per_sample=per_sample, generator=g).numpy(), lam)
     mode = torch.from_numpy(blend.astype(np.uint8) + cut.astype(np.uint8) * CUT)
+    summary = (bool(mixed.any()), bool(blend.all()))
     if not use_cutmix:
-        return MixParams(perm, torch.from_numpy(lam), mode)
+        return MixParams(perm, torch.from_numpy(lam), mode, summary=summary)
     height, width = sample_shape[-2:]
     draws = n if per_sample else 1
     box_lam = torch.ones(draws) if cutmix_minmax else sample_lam(draws, cutmix_alpha, fold=fold, generator=g)
@@ -108,4 +116,4 @@ def draw_params(
     boxes = torch.from_numpy(np.where(cut[:, None], drawn, 0))
     kept = kept_fraction(boxes, height, width).numpy() if correct_lam else box_lam.numpy()
     lam = torch.from_numpy(np.where(cut, kept, lam))
-    return MixParams(perm, lam, mode, boxes if cut.any() else None)
+    return MixParams(perm, lam, mode, boxes if summary[0] and cut.any() else None, summary)
