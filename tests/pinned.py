@@ -50,12 +50,12 @@ def samples(config):
     return [(xs[i].clone(), ys[i].clone()) for i in range(B)]
 
 
-def batches(name, collate_type, count=3):
-    """``count`` successive batches of one configuration, as dicts of CPU tensors."""
+def batches(name, collate_type, count=3, device="cpu"):
+    """``count`` successive batches of one configuration (mixed on ``device``), as dicts of CPU tensors."""
     config = dict(CONFIGS[name])
     for key in ("uint8", "dense", "float_targets"):
         config.pop(key, None)
-    collate = collate_type(**config, device="cpu", seed=7)
+    collate = collate_type(**config, device=device, seed=7)
     out = []
     for _ in range(count):
         batch = collate(samples(CONFIGS[name])).finish()
@@ -63,7 +63,7 @@ def batches(name, collate_type, count=3):
         fields["perm"] = batch.perm
         if "lam" not in fields:
             fields["lam"] = batch.lam
-        out.append({k: v.clone() for k, v in fields.items()})
+        out.append({k: v.cpu().clone() for k, v in fields.items()})
     return out
 
 

@@ -131,3 +131,12 @@ def test_batch_cutmix_cuts_one_box_from_images_and_masks_alike():
         if regions:
             rows, cols = regions[0].any(1).nonzero(), regions[0].any(0).nonzero()
             assert regions[0].sum() == (rows.max() - rows.min() + 1) * (cols.max() - cols.min() + 1)
+
+
+def test_fixed_cost(tmp_path, capsys):
+    out = tmp_path / "fixed.json"
+    assert load("fixed_cost").main(["--batch", "8", "--rounds", "1", "--repeats", "1", "--out", str(out)]) == 0
+    results = json.loads(out.read_text())["results"]
+    assert [r["mode"] for r in results] == ["mixup", "cutmix", "switched", "dense switched"]
+    assert all(r["tensor_ops"] > 0 and r["ratio"] > 0 for r in results)
+    assert "tensor ops" in capsys.readouterr().out

@@ -7,6 +7,7 @@ The record is ``tests/data/pinned.pt`` (``python tests/pinned.py`` on the versio
 import pytest
 import torch
 from pinned import CONFIGS, PINNED, SHAPE, B, batches, draw_args
+from support import CUDA
 
 from mixup_collate import MixupCollate
 from mixup_collate.params import BLENDED, CUT, UNMIXED, draw_params
@@ -14,15 +15,27 @@ from mixup_collate.params import BLENDED, CUT, UNMIXED, draw_params
 RECORD = torch.load(PINNED, weights_only=True)
 
 
+def assert_same_batches(got, expected, tolerance):
+    for a, b in zip(got, expected, strict=True):
+        assert a.keys() == b.keys()
+        for field, value in b.items():
+            if field == "x":
+                torch.testing.assert_close(a[field], value, rtol=tolerance, atol=tolerance)
+            else:
+                assert a[field].dtype == value.dtype and torch.equal(a[field], value), field
+
+
 @pytest.mark.parametrize("name", list(CONFIGS))
 def test_the_batches_are_the_recorded_ones(name):
-    for got, recorded in zip(batches(name, MixupCollate), RECORD[name]["batches"], strict=True):
-        assert got.keys() == recorded.keys()
-        for field, value in recorded.items():
-            if field == "x":
-                torch.testing.assert_close(got[field], value, rtol=2**-22, atol=2**-22)
-            else:
-                assert got[field].dtype == value.dtype and torch.equal(got[field], value), field
+    assert_same_batches(batches(name, MixupCollate), RECORD[name]["batches"], 2**-22)
+
+
+@CUDA
+@pytest.mark.cuda
+@pytest.mark.parametrize("name", list(CONFIGS))
+def test_on_cuda_every_configuration_gives_the_cpus_batches(name):
+    """The device paths (mask pastes, per-pixel lam, targets) against the CPU's, configuration by configuration."""
+    assert_same_batches(batches(name, MixupCollate, device="cuda"), batches(name, MixupCollate), 1e-6)
 
 
 @pytest.mark.parametrize("name", [n for n in CONFIGS if n != "disabled"])
