@@ -130,8 +130,7 @@ class MixupCollate:
     ) -> None:
         values = locals()
         self.settings = Settings(**{name: values[name] for name in KNOBS})
-        self._device_arg = check_device(device)
-        self._device: torch.device | None = self._device_arg
+        self._device: torch.device | None = check_device(device)
         self._stream = RandomStream(seed, generator)
         self._finisher = Finisher()
         self._lock = threading.Lock()
@@ -216,11 +215,8 @@ class MixupCollate:
     def __deepcopy__(self, memo: dict[int, Any]) -> MixupCollate:
         """An independent collate in the same state: same settings, a stream that draws what this one would."""
         twin = type(self).__new__(type(self))
-        twin.settings = Settings(**self.settings.items())
-        twin._device_arg, twin._device = self._device_arg, self._device
-        twin._stream = self._stream.clone()
-        twin._finisher, twin._lock = Finisher(), threading.Lock()
-        twin.key = register_owner(twin)
+        settings = Settings(**self.settings.items())
+        twin.__setstate__({**self.__getstate__(), "settings": settings, "_stream": self._stream.clone(), "key": None})
         return twin
 
     def __copy__(self) -> MixupCollate:
