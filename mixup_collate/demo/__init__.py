@@ -5,7 +5,7 @@ but for the collate: ``default_collate`` + cross-entropy, and ``MixupCollate`` +
 (Mixup by default; CutMix, or both, with ``--cutmix-alpha``). It prints a table of validation accuracy, loss
 and calibration (ECE, mean confidence), a verdict, and writes pictures (Mixup and CutMix samples, ``lam``,
 curves, reliability) and ``results.json``.
-Needs the optional extra: ``pip install "mixup-collate[demo]"``.
+Needs the ``demo`` extra: ``pip install ".[demo]"`` in a clone (or ``pip install "<wheel>[demo]"``).
 
 The modules follow the data: ``data`` (datasets) -> ``training`` (loaders with the collate, the ``model``,
 the training loop, the ``calibration`` of its predictions) -> ``report`` (summary, table, verdict,

@@ -17,6 +17,7 @@ from typing import Any
 
 import torch
 
+from .. import __version__
 from . import plots
 from .data import DemoData, load_data
 from .report import calibration_verdict, format_table, summarize, verdict, write_json
@@ -31,7 +32,10 @@ def check_extras() -> None:
     """Fail early, naming the extra to install, if matplotlib, scikit-learn or tqdm is missing."""
     missing = [pkg for mod, pkg in _EXTRAS.items() if importlib.util.find_spec(mod) is None]
     if missing:
-        raise SystemExit(f'The demo needs {", ".join(missing)}: pip install "mixup-collate[demo]"')
+        raise SystemExit(
+            f"The demo needs {', '.join(missing)}: install the demo extra, pip install \".[demo]\" in a clone of "
+            "mixup-collate (or pip install \"<the wheel>[demo]\")"
+        )
 
 
 def _seeds(text: str) -> list[int]:
@@ -222,6 +226,7 @@ def _command_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="mixup-collate", description="Mixup as a DataLoader collate function: tools and a demo."
     )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name, (_, help_text) in COMMANDS.items():
         sub.add_parser(name, help=help_text, add_help=False)
