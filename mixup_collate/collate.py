@@ -79,9 +79,12 @@ class MixupCollate:
         stack_x: return ``x`` unmixed as ``(B, 2, *S)`` pairs ``(x_i, x_perm[i])`` for models that mix inside.
         stack_y: ``False`` mixes float targets linearly: ``y_a = y_b = lam * y + (1 - lam) * y[perm]``.
         dtype: floating output dtype; ``None`` keeps float inputs' dtype and turns ``uint8`` into float32.
-        mean, std: per-channel normalization applied on the device, in ``[0, 1]`` units for ``uint8`` images.
+        mean: per-channel means of a normalization applied on the device, in ``[0, 1]`` units for ``uint8``
+            images (one value per channel, or one for all).
+        std: the normalization's per-channel standard deviations, as ``mean``.
         channels_last: return 4-D inputs in ``torch.channels_last`` memory format.
-        input_key, target_key: field names for dict samples.
+        input_key: the input's field name in dict samples.
+        target_key: the target's field name in dict samples.
         extras_to_device: also move the tensors among the samples' other fields to ``device``.
         seed: fixes the random stream (independently per distributed rank and epoch).
         generator: a CPU ``torch.Generator`` to draw from instead of ``seed`` (used as is).

@@ -229,7 +229,9 @@ def mix(
         boxes: ``(B, 4)`` int64 ``(top, bottom, left, right)`` boxes over the last two dims, used for the
             ``CUT`` rows only (an empty box leaves the row as it is).
         dtype: output dtype (floating); ``None`` keeps float inputs' dtype, ``uint8`` becomes float32.
-        scale, shift: per-channel affine map broadcastable to ``S`` (e.g. ``(C, 1, 1)``), applied to every row.
+        scale: per-channel factor of the affine map ``x * scale + shift``, broadcastable to ``S`` (e.g.
+            ``(C, 1, 1)``), applied to every row.
+        shift: per-channel offset of the affine map, broadcastable to ``S``; ``None`` for none.
         channels_last: return a ``channels_last`` tensor (4-D inputs only).
         overwrite_input: let the result reuse ``x``'s memory when its dtype and layout allow (``x`` is
             then the result); saves an allocation for callers that own ``x``.

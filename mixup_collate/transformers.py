@@ -71,8 +71,9 @@ class MixupTrainer(Trainer):
     Args:
         mixup: the training loader's ``collate_fn``. Its batches are mixed on the device the Trainer moves
             them to (``args.device``), when the loss first uses them.
-        *args, **kwargs: ``Trainer``'s own. ``data_collator`` serves evaluation and prediction only.
-            ``TrainingArguments(label_smoothing_factor=...)`` smooths the 4-tuple loss; with
+        *args: ``Trainer``'s own positional arguments.
+        **kwargs: ``Trainer``'s own keyword arguments. ``data_collator`` serves evaluation and prediction
+            only. ``TrainingArguments(label_smoothing_factor=...)`` smooths the 4-tuple loss; with
             ``soft_targets=True`` smooth in ``MixupCollate(label_smoothing=...)`` instead.
     """
 

@@ -14,14 +14,20 @@ from torch.utils.data import default_collate
 
 from mixup_collate import MixupCollate
 
-# The README's "Use with ..." section quotes these counts (added + removed lines of each patch).
+# The recipe pages quote these counts (added + removed lines of each patch).
 CHANGED_LINES = {
     "torchvision_train.diff": 14,
     "torchvision_presets.diff": 16,
     "timm_train.diff": 17,
     "accelerate_cv.diff": 14,
 }
-README = EXAMPLES.parent / "README.md"
+RECIPES = EXAMPLES.parent / "docs" / "recipes"
+PAGES = {
+    "torchvision_train.diff": "torchvision.md",
+    "torchvision_presets.diff": "torchvision.md",
+    "timm_train.diff": "timm.md",
+    "accelerate_cv.diff": "accelerate.md",
+}
 
 
 @pytest.fixture(autouse=True)
@@ -161,9 +167,9 @@ def test_the_runnable_example_has_the_patchs_added_lines_in_order(diff, example)
 
 
 @pytest.mark.parametrize("name", sorted(CHANGED_LINES))
-def test_the_readme_prints_each_patch_as_it_is_with_its_count(name):
+def test_the_recipe_page_prints_each_patch_as_it_is_with_its_count(name):
     text = (EXAMPLES / name).read_text()
-    readme = README.read_text()
+    readme = (RECIPES / PAGES[name]).read_text()
     blank_context_kept = "\n".join(line.rstrip() for line in text.splitlines())  # a blank context line is " "
     assert f"```diff\n{blank_context_kept}\n```" in readme
     added = sum(line.startswith("+") and not line.startswith("+++") for line in text.splitlines())
@@ -336,15 +342,15 @@ TRAIN_PY, PRESETS_PY = "references/classification/train.py", "references/classif
 
 
 def ignite_diffs():
-    """The README's two ignite diffs (soft targets, the 4-tuple) and the counts its heading gives them."""
-    section = README.read_text().split("### PyTorch Ignite", 1)[1].split("\n### ", 1)[0]
+    """The ignite page's two diffs (soft targets, the 4-tuple) and the counts its heading gives them."""
+    section = (RECIPES / "ignite.md").read_text()
     blocks = re.findall(r"```diff\n(.*?)\n```", section, flags=re.S)
     counts = re.search(r"soft targets (\d+) lines: \+(\d+) -(\d+), the 4-tuple (\d+) lines: \+(\d+) -(\d+)", section)
     return [block.splitlines() for block in blocks], [tuple(map(int, counts.groups()[i : i + 3])) for i in (0, 3)]
 
 
 class TestIgniteDiffs:
-    """The README's ignite diffs are fragments of a user's script: the lines they keep and add are in the example."""
+    """The ignite page's diffs are fragments of a user's script: the lines they keep and add are in the example."""
 
     def test_the_heading_counts_each_diffs_changed_lines(self):
         blocks, counts = ignite_diffs()

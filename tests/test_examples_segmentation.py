@@ -19,10 +19,9 @@ from torch.utils.data import DataLoader
 
 from mixup_collate import MixupCollate
 
-# The README's "Segmentation and other dense targets" section quotes this count (added + removed lines).
+# The segmentation page quotes this count (added + removed lines); its diff block is the patch file.
 PATCH, PATCH_CHANGED_LINES = "torchvision_segmentation.diff", 9
-# The section's draft, which the README takes in; its diff block is the patch file.
-README = EXAMPLES.parent / "README.md"
+PAGE = EXAMPLES.parent / "docs" / "segmentation.md"
 
 
 @pytest.fixture(autouse=True)
@@ -205,8 +204,7 @@ class TestSegmentationPatch:
         assert any("for image, *target in " in line for line in added)
 
     def test_the_section_prints_the_patch_file_and_its_count(self):
-        readme = README.read_text()
-        section = readme.split("## Segmentation and other dense targets", 1)[1].split("\n## ", 1)[0]
+        section = PAGE.read_text()
         block = section.split("```diff\n", 1)[1].split("```", 1)[0]
         assert block == (EXAMPLES / PATCH).read_text()
         body = [line for line in block.splitlines() if not line.startswith(("--- a/", "+++ b/"))]

@@ -33,8 +33,8 @@ def check_extras() -> None:
     missing = [pkg for mod, pkg in _EXTRAS.items() if importlib.util.find_spec(mod) is None]
     if missing:
         raise SystemExit(
-            f"The demo needs {', '.join(missing)}: install the demo extra, pip install \".[demo]\" in a clone of "
-            "mixup-collate (or pip install \"<the wheel>[demo]\")"
+            f'The demo needs {", ".join(missing)}: install the demo extra, pip install ".[demo]" in a clone of '
+            'mixup-collate (or pip install "<the wheel>[demo]")'
         )
 
 
