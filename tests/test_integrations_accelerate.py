@@ -65,7 +65,7 @@ def prepared(dispatch_batches):
 
 
 def test_dispatching_an_iterable_dataset_fails_in_accelerate_with_its_own_type_error():
-    """Documents accelerate's default for an IterableDataset: it handles plain tensors only (see docs/recipes/accelerate.md)."""
+    """accelerate dispatches an IterableDataset by default: plain tensors only (docs/recipes/accelerate.md)."""
     loader = prepared(dispatch_batches=None)
     assert type(loader).__name__ == "DataLoaderDispatcher"
     with pytest.raises(TypeError, match=r"Can only find the batch size of tensors but got .*PendingBatch"):
