@@ -85,6 +85,7 @@ class MixupCollate:
         channels_last: return 4-D inputs in ``torch.channels_last`` memory format.
         input_key: the input's field name in dict samples.
         target_key: the target's field name in dict samples.
+        extras: the other fields ``batch.extras`` keeps: all (``True``), none (``False``) or those named in a list.
         extras_to_device: also move the tensors among the samples' other fields to ``device``.
         seed: fixes the random stream (independently per distributed rank and epoch).
         generator: a CPU ``torch.Generator`` to draw from instead of ``seed`` (used as is).
@@ -127,6 +128,7 @@ class MixupCollate:
         channels_last: bool = False,
         input_key: str = "image",
         target_key: str = "label",
+        extras: bool | Sequence[Any] = True,
         extras_to_device: bool = False,
         seed: int | None = None,
         generator: torch.Generator | None = None,
@@ -148,11 +150,6 @@ class MixupCollate:
     def update(self, **changes: Any) -> None:
         """Change several settings at once, checked together: ``collate.update(alpha=0, cutmix_alpha=1.0)``."""
         self.settings.update(**changes)
-
-    @property
-    def cutmix_on(self) -> bool:
-        """Whether CutMix is configured (``cutmix_alpha > 0`` or ``cutmix_minmax``)."""
-        return self.settings.cutmix_on
 
     @property
     def mixup_enabled(self) -> bool:
@@ -235,7 +232,7 @@ class MixupCollate:
         s.fix_structure()
         stacked = stack_samples(
             samples, input_key=s.input_key, target_key=s.target_key, shared=in_worker, pinned=pinned,
-            dense=s.dense_targets, measure_range=s.mean is not None,
+            dense=s.dense_targets, measure_range=s.mean is not None, keep=s.extras,
         )  # fmt: skip
         return PendingBatch(self, stacked, 2 if s.soft_targets else 4)
 

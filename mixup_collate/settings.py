@@ -120,6 +120,15 @@ def _std(value: object, name: str) -> tuple[float, ...] | None:
     return values
 
 
+def _extras(value: object, name: str) -> bool | tuple[Hashable, ...]:
+    """``True`` (keep every other field), ``False`` (none) or the names (or tuple positions) of those to keep."""
+    if isinstance(value, (bool, np.bool_)):
+        return bool(value)
+    if isinstance(value, (list, tuple, set, frozenset)) and all(isinstance(v, Hashable) for v in value):
+        return tuple(value)
+    raise ValueError(f"{name} must be True, False or a list of the fields to keep, got {name}={value!r}")
+
+
 def _key(value: object, name: str) -> Hashable:
     if value is None or not isinstance(value, Hashable):
         raise ValueError(f"{name} must be a dict key (a str, usually), got {name}={value!r}")
@@ -151,12 +160,13 @@ _SPEC: dict[str, tuple[Any, Callable[[object, str], Any]]] = {
     "channels_last": (False, _flag),
     "input_key": ("image", _key),
     "target_key": ("label", _key),
+    "extras": (True, _extras),
     "extras_to_device": (False, _flag),
 }
 KNOBS = tuple(_SPEC)
 # What a batch's structure and its stacking depend on: fixed once the collate has made its first batch, since
 # a pending batch's len() comes from them and DataLoader workers (persistent ones too) keep their own copy.
-STRUCTURAL = ("soft_targets", "dense_targets", "input_key", "target_key")
+STRUCTURAL = ("soft_targets", "dense_targets", "input_key", "target_key", "extras")
 
 
 # Names other libraries give these settings (timm's Mixup), pointed to ours.

@@ -400,6 +400,7 @@ def stack_samples(
     pinned: bool = False,
     dense: bool = False,
     measure_range: bool = False,
+    keep: bool | tuple[Any, ...] = True,
 ) -> Stacked:
     """Stack ``samples`` (``(input, target, ...)`` tuples or dicts) into one :class:`Stacked` batch.
 
@@ -416,6 +417,8 @@ def stack_samples(
     ``dense``: each target is a mask or map aligned with its input's last two dimensions ``(H, W)``:
     integer ``(H, W)`` class-index masks (any integer dtype, kept as they are: ``uint8`` masks stay
     bytes), or float ``(H, W)`` / ``(K, H, W)`` maps; stacked into ``(B, [K,] H, W)``.
+
+    ``keep``: the other fields to keep in ``extras``: all (``True``), none (``False``) or those named.
 
     ``measure_range``: record the ``(min, max)`` of float inputs (for a check of the normalisation, done
     here, in the worker, rather than in the main process).
@@ -440,7 +443,7 @@ def stack_samples(
             y = _stack_targets_fast(targets)
             if y is None:
                 y = _stack_targets_checked(targets)
-        extras = {k: _collate_extra(k, values) for k, values in extras.items()}
+        extras = {k: _collate_extra(k, v) for k, v in extras.items() if keep is True or (keep and k in keep)}
         value_range = None
         if measure_range and x.is_floating_point() and x.numel():
             low, high = torch.aminmax(x)

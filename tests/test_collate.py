@@ -225,6 +225,26 @@ class TestOptions:
         kept = MixupCollate(device="meta", seed=0)(samples).finish()
         assert kept.extras["id"].device.type == "cpu"
 
+    @pytest.mark.parametrize(
+        "extras, kept",
+        [(False, []), (["name"], ["name"]), (("id", "name"), ["id", "name"]), (True, ["id", "name", "raw"])],
+    )
+    def test_extras_keeps_the_fields_it_names_and_drops_the_rest_uncollated(self, extras, kept):
+        class Raw:  # default_collate cannot collate it: only a field that is kept is collated
+            pass
+
+        samples = [{"image": torch.rand(3), "label": i, "id": i, "name": f"s{i}", "raw": Raw()} for i in range(4)]
+        collate = MixupCollate(device="cpu", seed=0, extras=extras)
+        if "raw" in kept:
+            with pytest.raises(TypeError, match="extra field 'raw' could not be collated"):
+                finished(collate, samples)
+        else:
+            assert sorted(finished(collate, samples).extras) == kept
+
+    def test_extras_keeps_tuple_fields_by_position(self):
+        samples = [(torch.rand(3), i, f"a{i}", 10 * i) for i in range(3)]
+        assert list(finished(MixupCollate(device="cpu", extras=[3]), samples).extras) == [3]
+
     def test_nan_and_inf_are_not_cleaned(self):
         samples, _ = image_samples(4)
         samples[1][0][0, 0, 0] = float("nan")

@@ -52,6 +52,7 @@ BAD_VALUES = [
     ("channels_last", "no", "channels_last must be True or False"),
     ("input_key", ["image"], "input_key must be a dict key"),
     ("target_key", {}, "target_key must be a dict key"),
+    ("extras", "path", "extras must be True, False or a list of the fields to keep"),
     ("extras_to_device", None, "extras_to_device must be True or False"),
 ]
 
