@@ -205,7 +205,7 @@ def test_seeds_option():
 
 def test_missing_extra_names_the_install(monkeypatch, tmp_path):
     monkeypatch.setitem(sys.modules, "sklearn", None)
-    with pytest.raises(SystemExit, match=r"scikit-learn: pip install \"mixup-collate\[demo\]\""):
+    with pytest.raises(SystemExit, match=r"scikit-learn: install the demo extra, pip install \"\.\[demo\]\""):
         cli.main([*TINY, "--out", str(tmp_path)])
     assert not list(tmp_path.iterdir())
 
