@@ -12,7 +12,7 @@ from typing import Any, NamedTuple
 import torch
 from torch import Tensor
 
-__all__ = ["MixedBatch", "SoftTargetBatch", "to_device"]
+__all__ = ["DetectionBatch", "MixedBatch", "SoftTargetBatch", "to_device"]
 
 
 def to_device(
@@ -161,6 +161,39 @@ class SoftTargetBatch(_SoftFields, _Attached):
         extras: dict | None = None,
     ) -> SoftTargetBatch:
         self = super().__new__(cls, x, target)
+        self.lam = lam
+        self.perm = perm
+        self.extras = {} if extras is None else extras
+        return self
+
+
+class _DetectionFields(NamedTuple):
+    x: Tensor
+    targets: list
+
+
+class DetectionBatch(_DetectionFields, _Attached):
+    """The named tuple ``(x, targets)`` of a detection batch (``box_targets=True``), all on the training device.
+
+    Attributes:
+        x: ``(B, C, H, W)`` mixed images.
+        targets: ``B`` dicts in torchvision's form: ``boxes`` float32 XYXY, ``labels``, ``masks`` and the other
+            per-box fields of the boxes the mixed image shows, ``weights`` float32 one per box, and the sample's
+            own per-image fields.
+        lam: ``(B,)`` float32 weight of each sample's own image (not part of the tuple).
+        perm: ``(B,)`` int64 partner indices (not part of the tuple).
+        extras: the samples' other fields (not part of the tuple).
+    """
+
+    lam: Tensor
+    perm: Tensor
+    extras: dict[Any, Any]
+    attached = ("lam", "perm", "extras")
+
+    def __new__(
+        cls, x: Tensor, targets: list, lam: Tensor | None = None, perm: Tensor | None = None, extras: dict | None = None
+    ) -> DetectionBatch:
+        self = super().__new__(cls, x, targets)
         self.lam = lam
         self.perm = perm
         self.extras = {} if extras is None else extras

@@ -64,6 +64,9 @@ class MixupCollate:
         dense_targets: each target is a mask or map aligned with the input's ``(H, W)`` (segmentation:
             integer ``(H, W)`` masks; depth, heatmaps: float ``(H, W)`` or ``(K, H, W)`` maps); ``lam`` is
             then ``(B, H, W)``, the weight of ``y_a`` at each pixel (0 inside a pasted CutMix box).
+        box_targets: each target is a detection dict (``boxes``, ``labels``, optional ``masks``); the batch is
+            ``(x, targets)`` with per-box ``weights`` (see :func:`~mixup_collate.detection.mix_box_targets`).
+        box_min_visibility: the share of a box's area a CutMix sample must still show for the box to stay.
         num_classes: the number of classes, for ``soft_targets``.
         label_smoothing: smoothing of the soft targets (the 4-tuple form leaves it to the loss).
         off_epoch: from this epoch on (see :meth:`set_epoch`) nothing is mixed.
@@ -111,6 +114,8 @@ class MixupCollate:
         prob: float = 1.0,
         soft_targets: bool = False,
         dense_targets: bool = False,
+        box_targets: bool = False,
+        box_min_visibility: float = 0.1,
         num_classes: int | None = None,
         label_smoothing: float = 0.0,
         off_epoch: int | None = None,
@@ -232,9 +237,9 @@ class MixupCollate:
         s.fix_structure()
         stacked = stack_samples(
             samples, input_key=s.input_key, target_key=s.target_key, shared=in_worker, pinned=pinned,
-            dense=s.dense_targets, measure_range=s.mean is not None, keep=s.extras,
+            dense=s.dense_targets, boxes=s.box_targets, measure_range=s.mean is not None, keep=s.extras,
         )  # fmt: skip
-        return PendingBatch(self, stacked, 2 if s.soft_targets else 4)
+        return PendingBatch(self, stacked, 2 if s.soft_targets or s.box_targets else 4)
 
     def draw(self, stacked: Stacked) -> MixParams:
         """The batch's random parameters, from this collate's stream (CPU, main process)."""

@@ -24,7 +24,8 @@ from typing import Any, Union
 import torch
 from torch import Tensor
 
-from .batch import MixedBatch, SoftTargetBatch, to_device
+from .batch import DetectionBatch, MixedBatch, SoftTargetBatch, to_device
+from .detection import mix_box_targets
 from .mix import Scratch, mix_inputs, mix_maps, mix_targets, pixel_lam, plan_inputs, soft_targets
 from .params import MixParams
 from .settings import Settings
@@ -39,7 +40,7 @@ except ImportError:  # pragma: no cover - other Python implementations
 
 __all__ = ["Finisher", "finishing", "move", "pin"]
 
-Batch = Union[MixedBatch, SoftTargetBatch]
+Batch = Union[MixedBatch, SoftTargetBatch, DetectionBatch]
 
 SPENT = (
     "this batch's mix failed after it began overwriting the stacked inputs in place, so it cannot be "
@@ -61,7 +62,7 @@ def pin(stacked: Stacked) -> None:
     if torch.cuda.is_available():
         if not stacked.x.is_pinned():
             stacked.x = stacked.x.pin_memory()
-        if not stacked.y.is_pinned():
+        if isinstance(stacked.y, Tensor) and not stacked.y.is_pinned():
             stacked.y = stacked.y.pin_memory()
 
 
@@ -150,9 +151,15 @@ class Finisher:
         if stacked.x is None:
             raise RuntimeError(SPENT)
         self._warn_if_normalised_twice(stacked, s)
-        x, y = move(stacked.x, device), move(stacked.y, device)
+        x = move(stacked.x, device)
         perm, lam = move(params.perm, device), move(params.lam, device)
         extras = to_device(stacked.extras, device, non_blocking=True) if s.extras_to_device else stacked.extras
+        if s.box_targets:  # the box arithmetic on the host, where the counts are
+            targets = mix_box_targets(
+                stacked.y, params.perm, params.lam, params.mode, params.boxes, device, s.box_min_visibility
+            )
+            return DetectionBatch(self._inputs(x, stacked, params, s), targets, lam=lam, perm=perm, extras=extras)
+        y = move(stacked.y, device)
         weights = lam  # of y_a: per sample, or per pixel for dense targets
         if s.dense_targets:
             weights = pixel_lam(lam, params.mode, params.boxes, *x.shape[-2:])
@@ -160,19 +167,23 @@ class Finisher:
             self._warn_if_dense_looking(x, y, s)
         mixes = params.mixes
         targets = self._targets(y, perm, weights, mixes, s)
-        plan = plan_inputs(
-            x, mixed=mixes, stack_x=s.stack_x, dtype=s.dtype, mean=s.mean, std=s.std,
-            channels_last=s.channels_last, overwrite_input=True, constants=self._constants,
-        )  # fmt: skip
-        # The inputs come last: nothing after them can fail. A mix that overwrites the stacked buffer spends
-        # it first, so a batch whose mix fails half-way is refused (SPENT) rather than mixed twice.
-        if plan.in_place and x is stacked.x:
-            stacked.x = None
-        mode = None if params.blends_all else params.mode  # None: every sample blended, the Mixup kernel
-        x = mix_inputs(x, plan, perm, lam, mode, params.boxes, self._scratch)
+        x = self._inputs(x, stacked, params, s)
         if s.soft_targets:
             return SoftTargetBatch(x, *targets, lam=lam, perm=perm, extras=extras)
         return MixedBatch(x, *targets, weights, perm=perm, extras=extras)
+
+    def _inputs(self, x: Tensor, stacked: Stacked, params: MixParams, s: Settings) -> Tensor:
+        """The batch's inputs, mixed (or converted) as planned; called last, since nothing after it may fail."""
+        plan = plan_inputs(
+            x, mixed=params.mixes, stack_x=s.stack_x, dtype=s.dtype, mean=s.mean, std=s.std,
+            channels_last=s.channels_last, overwrite_input=True, constants=self._constants,
+        )  # fmt: skip
+        # A mix that overwrites the stacked buffer spends it first, so a batch whose mix fails half-way is
+        # refused (SPENT) rather than mixed twice.
+        if plan.in_place and x is stacked.x:
+            stacked.x = None
+        mode = None if params.blends_all else params.mode  # None: every sample blended, the Mixup kernel
+        return mix_inputs(x, plan, params.perm.to(x.device), params.lam.to(x.device), mode, params.boxes, self._scratch)
 
     @staticmethod
     def _targets(y: Tensor, perm: Tensor, lam: Tensor, mixes: bool, s: Settings) -> tuple[Tensor, ...]:

@@ -162,6 +162,7 @@ class PendingBatch:
     y_a = property(lambda self: self.finish().y_a, doc="The samples' own targets (finishes the batch).")
     y_b = property(lambda self: self.finish().y_b, doc="The partners' targets (finishes the batch).")
     target = property(lambda self: self.finish().target, doc="Dense mixed targets, soft_targets=True only.")
+    targets = property(lambda self: self.finish().targets, doc="The detection targets, box_targets=True only.")
     lam = property(lambda self: self.finish().lam, doc="Weight of each sample's own target (finishes the batch).")
     perm = property(lambda self: self.finish().perm, doc="Partner indices (finishes the batch).")
     extras = property(lambda self: self.finish().extras, doc="The samples' other fields (finishes the batch).")

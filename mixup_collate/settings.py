@@ -144,6 +144,8 @@ _SPEC: dict[str, tuple[Any, Callable[[object, str], Any]]] = {
     "prob": (1.0, _probability),
     "soft_targets": (False, _flag),
     "dense_targets": (False, _flag),
+    "box_targets": (False, _flag),
+    "box_min_visibility": (0.1, _probability),
     "num_classes": (None, lambda v, n: _count_or_none(v, n, least=1)),
     "label_smoothing": (0.0, check_smoothing),
     "off_epoch": (None, lambda v, n: _count_or_none(v, n, least=0)),
@@ -166,7 +168,7 @@ _SPEC: dict[str, tuple[Any, Callable[[object, str], Any]]] = {
 KNOBS = tuple(_SPEC)
 # What a batch's structure and its stacking depend on: fixed once the collate has made its first batch, since
 # a pending batch's len() comes from them and DataLoader workers (persistent ones too) keep their own copy.
-STRUCTURAL = ("soft_targets", "dense_targets", "input_key", "target_key", "extras")
+STRUCTURAL = ("soft_targets", "dense_targets", "box_targets", "input_key", "target_key", "extras")
 
 
 # Names other libraries give these settings (timm's Mixup), pointed to ours.
@@ -271,6 +273,14 @@ class Settings:
                 "batch is (x, y_a, y_b, lam) with per-pixel lam: use mixup_cross_entropy(logits, y_a, y_b, lam, "
                 "ignore_index=...) (or MixupLoss) and leave soft_targets off"
             )
+        if self.box_targets:
+            clash = [n for n in ("soft_targets", "dense_targets", "stack_x") if getattr(self, n)]
+            clash += [] if self.stack_y else ["stack_y=False"]
+            if clash:
+                raise ValueError(
+                    f"box_targets=True mixes detection targets (lists of boxes per image) and cannot be combined with "
+                    f"{clash[0]}{'' if '=' in clash[0] else '=True'}: drop one of the two"
+                )
         if self.soft_targets and self.num_classes is None:
             raise ValueError("soft_targets=True needs num_classes, a positive int, got num_classes=None")
         if self.label_smoothing and not self.soft_targets:
@@ -302,10 +312,14 @@ class Settings:
         if mean is not None and len(mean) != len(std) and 1 not in (len(mean), len(std)):
             raise ValueError(f"mean has {len(mean)} values but std has {len(std)}; give one per channel")
 
-    def check_batch(self, x: Tensor, y: Tensor, mixing: bool) -> None:
+    def check_batch(self, x: Tensor, y: Any, mixing: bool) -> None:
         """Refuse a stacked batch these settings cannot mix (before any draw); checks the combination first."""
         if not self._consistent:
             self.check()
+        if self.box_targets:
+            if mixing and self.cutmix_on and (x.ndim < 3 or 0 in x.shape[-2:]):
+                raise ValueError(f"CutMix needs images (..., H, W), got samples of shape {tuple(x.shape[1:])}")
+            return
         if mixing and not self.stack_y and not y.is_floating_point() and self.dense_targets:
             raise TypeError(
                 f"stack_y=False mixes float maps linearly, but the dense targets are {y.dtype} class-index masks, "

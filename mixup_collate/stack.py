@@ -22,6 +22,8 @@ import torch
 from torch import Tensor
 from torch.utils.data import default_collate
 
+from .detection import check_sizes, pack_targets
+
 __all__ = ["Stacked", "stack_samples"]
 
 _INT64_MIN, _INT64_MAX = -(2**63), 2**63 - 1
@@ -35,14 +37,15 @@ class Stacked:
     Attributes:
         x: ``(B, *S)`` inputs, one contiguous buffer.
         y: ``(B,)`` int64 class indices or ``(B, *K)`` float targets; with dense targets ``(B, [K,] H, W)``
-            masks (any integer dtype) or float maps.
+            masks (any integer dtype) or float maps; with box targets a
+            :class:`~mixup_collate.detection.PackedTargets`.
         extras: the samples' other fields, collated as ``default_collate`` would: keyed by name for
             dict samples, by position (2, 3, ...) for tuple samples.
         value_range: ``(min, max)`` of float inputs, when asked for (measured where the batch is stacked).
     """
 
     x: Tensor
-    y: Tensor
+    y: Any
     extras: dict[Any, Any] = field(default_factory=dict)
     value_range: tuple[float, float] | None = None
 
@@ -399,6 +402,7 @@ def stack_samples(
     shared: bool = False,
     pinned: bool = False,
     dense: bool = False,
+    boxes: bool = False,
     measure_range: bool = False,
     keep: bool | tuple[Any, ...] = True,
 ) -> Stacked:
@@ -418,6 +422,9 @@ def stack_samples(
     integer ``(H, W)`` class-index masks (any integer dtype, kept as they are: ``uint8`` masks stay
     bytes), or float ``(H, W)`` / ``(K, H, W)`` maps; stacked into ``(B, [K,] H, W)``.
 
+    ``boxes``: each target is a detection dict (``boxes``, ``labels``, ...), packed by
+    :func:`~mixup_collate.detection.pack_targets` (one tensor per per-box field and the per-sample counts).
+
     ``keep``: the other fields to keep in ``extras``: all (``True``), none (``False``) or those named.
 
     ``measure_range``: record the ``(min, max)`` of float inputs (for a check of the normalisation, done
@@ -432,8 +439,14 @@ def stack_samples(
         inputs, targets, extras = columns or _columns_checked(samples, input_key, target_key)
         x = _stack_inputs_fast(inputs, shared=shared, pinned=pinned)
         if x is None:
+            if boxes:
+                check_sizes([_as_input_tensor(v, i) for i, v in enumerate(inputs)])
             x = _stack_inputs_checked(inputs, shared=shared, pinned=pinned)
-        if dense:
+        if boxes:
+            if x.ndim < 3:
+                raise ValueError(f"box_targets=True needs images (..., H, W), got samples {tuple(x.shape[1:])}")
+            y = pack_targets(targets, tuple(x.shape[-2:]))
+        elif dense:
             if x.ndim < 3:
                 raise ValueError(
                     f"dense_targets=True needs inputs with (..., H, W) dimensions, got {tuple(x.shape[1:])}"

@@ -106,3 +106,69 @@ def dense_mix_reference(x, perm, lam):
     w = torch.as_tensor(lam).double()
     w = w.reshape(w.shape[0], *([1] * (x.ndim - w.ndim)), *w.shape[1:])
     return w * x + (1 - w) * x[torch.as_tensor(perm)]
+
+
+# Float64 oracle for box targets, written independently of mixup_collate.detection: a box minus a region as
+# up to four strips, visible areas summed, the visible part a rectangle when its strips fill their bounding box.
+
+
+def _area(b):
+    return max(b[2] - b[0], 0.0) * max(b[3] - b[1], 0.0)
+
+
+def _intersection(b, r):
+    return (max(b[0], r[0]), max(b[1], r[1]), min(b[2], r[2]), min(b[3], r[3]))
+
+
+def box_minus_region(b, r):
+    """The parts of box ``b`` outside region ``r`` (both XYXY floats), as rectangles of positive area."""
+    i = _intersection(b, r)
+    if _area(i) == 0:
+        return [tuple(b)]
+    strips = [
+        (b[0], b[1], b[2], i[1]),  # above the region
+        (b[0], i[3], b[2], b[3]),  # below
+        (b[0], i[1], i[0], i[3]),  # left of it, beside the intersection
+        (i[2], i[1], b[2], i[3]),  # right of it
+    ]
+    return [s for s in strips if _area(s) > 0]
+
+
+def detection_reference(targets, perm, lam, mode, regions, min_visibility):
+    """Each sample's expected ``(boxes, labels, weights)`` (float64 XYXY), from the rules of box mixing.
+
+    ``targets`` are ``(boxes (N, 4) XYXY, labels (N,))`` pairs; ``mode`` holds 0 (unmixed), 1 (blended), 2 (cut);
+    ``regions`` are ``(top, bottom, left, right)`` per sample.
+    """
+    out = []
+    for i, (j, m) in enumerate(zip(perm, mode)):
+        own_boxes, own_labels = [list(map(float, b)) for b in targets[i][0]], list(targets[i][1])
+        if m == 0 or j == i:
+            out.append((own_boxes, own_labels, [1.0] * len(own_boxes)))
+            continue
+        partner_boxes, partner_labels = [list(map(float, b)) for b in targets[j][0]], list(targets[j][1])
+        if m == 1:
+            w = float(lam[i])
+            out.append((own_boxes + partner_boxes, own_labels + partner_labels,
+                        [w] * len(own_boxes) + [1 - w] * len(partner_boxes)))  # fmt: skip
+            continue
+        top, bottom, left, right = (float(v) for v in regions[i])
+        r = (left, top, right, bottom)
+        boxes, labels = [], []
+        for b, label in zip(own_boxes, own_labels):
+            pieces = box_minus_region(b, r)
+            visible = sum(_area(p) for p in pieces)
+            if visible < min_visibility * _area(b):
+                continue
+            hull = (min(p[0] for p in pieces), min(p[1] for p in pieces), max(p[2] for p in pieces),
+                    max(p[3] for p in pieces)) if pieces else tuple(b)  # fmt: skip
+            one = pieces and abs(_area(hull) - visible) <= 1e-9 * max(_area(b), 1.0)
+            boxes.append(list(hull) if one else b)
+            labels.append(label)
+        for b, label in zip(partner_boxes, partner_labels):
+            inside = _intersection(b, r)
+            if _area(inside) > 0 and _area(inside) >= min_visibility * _area(b):
+                boxes.append(list(inside))
+                labels.append(label)
+        out.append((boxes, labels, [1.0] * len(boxes)))
+    return out

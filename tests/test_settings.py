@@ -28,6 +28,8 @@ BAD_VALUES = [
     ("prob", None, r"prob must be a number in \[0, 1\]"),
     ("soft_targets", "no", "soft_targets must be True or False"),
     ("dense_targets", 1, "dense_targets must be True or False"),
+    ("box_targets", "yes", "box_targets must be True or False"),
+    ("box_min_visibility", 1.2, r"box_min_visibility must be a number in \[0, 1\]"),
     ("correct_lam", None, "correct_lam must be True or False"),
     ("num_classes", 2.5, "num_classes must be a positive int"),
     ("label_smoothing", 1.5, r"label_smoothing must be a number in \[0, 1\]"),

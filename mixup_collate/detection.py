@@ -1,0 +1,262 @@
+"""Box targets: detection samples packed for the trip from the workers, and mixed per sample with their images.
+
+A detection target is a dict in torchvision's form: ``"boxes"`` ``(N, 4)`` (XYXY pixels, or a
+``tv_tensors.BoundingBoxes`` in any axis-aligned format), ``"labels"`` ``(N,)``, optional ``"masks"``
+``(N, H, W)``, other per-box fields (first dimension ``N``) and per-image fields (anything else).
+:func:`pack_targets` packs a batch of them into one tensor per field plus the per-sample counts;
+:func:`mix_box_targets` gives each sample the boxes its mixed image shows (see its docstring). The box
+arithmetic runs on the host, where the counts are known, so nothing waits for the device; masks are cut
+on the device by :func:`~mixup_collate.boxes.paste`, the region primitive the images use.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from .batch import to_device
+from .boxes import paste
+from .params import BLENDED, CUT
+
+__all__ = ["PackedTargets", "mix_box_targets", "pack_targets"]
+
+_SIZE_HINT = "box mixing needs one image size per batch (a fixed-size resize or crop in the dataset's transform)"
+
+
+@dataclass
+class PackedTargets:
+    """A batch's detection targets, one tensor per per-box field for the whole batch.
+
+    Attributes:
+        counts: boxes per sample (host ints).
+        boxes: ``(sum N, 4)`` float32 XYXY pixels.
+        fields: per-box fields by name, ``(sum N, ...)``: ``labels`` first, ``masks`` if given, then the rest.
+        size: the images' ``(H, W)``.
+        per_image: each sample's per-image fields, as the dataset gave them.
+        bounding_boxes: the samples' boxes were ``tv_tensors.BoundingBoxes`` (returned as such, XYXY).
+    """
+
+    counts: list[int]
+    boxes: Tensor
+    fields: dict[str, Tensor]
+    size: tuple[int, int]
+    per_image: list[dict[str, Any]] = field(default_factory=list)
+    bounding_boxes: bool = False
+
+
+def _as_tensor(value: Any, index: int, name: str) -> Tensor:
+    if isinstance(value, np.ndarray):
+        value = torch.from_numpy(np.ascontiguousarray(value))
+    if not isinstance(value, Tensor):
+        got = type(value).__name__
+        raise ValueError(f"sample {index}'s target {name!r} must be a tensor or numpy array, got {got}")
+    return value.as_subclass(Tensor).detach()
+
+
+def _xyxy(boxes: Any, index: int) -> Tensor:
+    """Boxes as float32 XYXY: a plain tensor or array is XYXY already; ``BoundingBoxes`` are converted."""
+    kind = getattr(getattr(boxes, "format", None), "name", "XYXY")
+    b = _as_tensor(boxes, index, "boxes")
+    if b.ndim != 2 or b.shape[1] != 4:
+        raise ValueError(f"sample {index}'s target 'boxes' must have shape (N, 4), got {tuple(b.shape)}")
+    b = b.to(torch.float32)
+    if kind == "XYWH":
+        b = torch.cat((b[:, :2], b[:, :2] + b[:, 2:]), dim=1)
+    elif kind == "CXCYWH":
+        b = torch.cat((b[:, :2] - b[:, 2:] / 2, b[:, :2] + b[:, 2:] / 2), dim=1)
+    elif kind != "XYXY":
+        raise ValueError(f"sample {index}'s boxes are in format {kind}; box mixing takes axis-aligned boxes only")
+    bad = ((b[:, 2] <= b[:, 0]) | (b[:, 3] <= b[:, 1])).nonzero()
+    if len(bad):
+        raise ValueError(
+            f"sample {index}'s box {int(bad[0])} is {b[int(bad[0])].tolist()} (XYXY): a box needs a positive width "
+            "and height (torchvision's detection models refuse empty boxes)"
+        )
+    return b
+
+
+def _split_target(target: Any, index: int) -> tuple[Tensor, dict[str, Tensor], dict[str, Any], bool]:
+    if not isinstance(target, Mapping):
+        raise ValueError(f"sample {index}'s target is a {type(target).__name__}; box_targets=True needs a dict")
+    missing = [k for k in ("boxes", "labels") if k not in target]
+    if missing:
+        raise ValueError(f"sample {index}'s target has no {missing[0]!r} (its keys: {sorted(map(str, target))})")
+    boxes = _xyxy(target["boxes"], index)
+    n = boxes.shape[0]
+    per_box, per_image = {}, {}
+    for name, value in target.items():
+        if name == "boxes":
+            continue
+        shaped = isinstance(value, (Tensor, np.ndarray)) and value.ndim >= 1
+        if name in ("labels", "masks") or (shaped and value.shape[0] == n):
+            tensor = _as_tensor(value, index, name)
+            if tensor.ndim == 0 or tensor.shape[0] != n:
+                raise ValueError(
+                    f"sample {index}'s target {name!r} has shape {tuple(tensor.shape)}, but it has {n} boxes: "
+                    f"a per-box field needs ({n}, ...)"
+                )
+            per_box[name] = tensor
+        else:
+            per_image[name] = value
+    if per_box["labels"].ndim != 1 or per_box["labels"].is_floating_point():
+        raise ValueError(f"sample {index}'s target 'labels' must be ({n},) integers, got {per_box['labels'].dtype}")
+    return boxes, per_box, per_image, type(target["boxes"]).__name__ == "BoundingBoxes"
+
+
+def pack_targets(targets: Sequence[Any], size: tuple[int, int]) -> PackedTargets:
+    """Pack ``B`` detection targets (one image size ``(H, W)``), checking each, naming the sample and the field."""
+    split = [_split_target(t, i) for i, t in enumerate(targets)]
+    names = list(split[0][1])
+    for i, (boxes, per_box, per_image, _) in enumerate(split):
+        for name in names:
+            value = per_image.get(name)
+            if name not in per_box and isinstance(value, (Tensor, np.ndarray)):  # sample 0's per-box field
+                raise ValueError(
+                    f"sample {i}'s target {name!r} has shape {tuple(value.shape)}, but it has {len(boxes)} boxes: "
+                    f"a per-box field needs ({len(boxes)}, ...)"
+                )
+        if list(per_box) != names:
+            raise ValueError(f"sample {i}'s per-box fields are {list(per_box)} but sample 0's are {names}")
+        masks = per_box.get("masks")
+        if masks is not None and tuple(masks.shape[1:]) != size:
+            raise ValueError(f"sample {i}'s target 'masks' has shape {tuple(masks.shape)}; the image is {size}")
+    fields = {}
+    for name in names:
+        values = [s[1][name] for s in split]
+        try:
+            fields[name] = torch.cat(values)
+        except RuntimeError as error:
+            raise ValueError(f"per-box field {name!r} differs in shape or dtype between samples") from error
+    return PackedTargets(
+        counts=[s[0].shape[0] for s in split],
+        boxes=torch.cat([s[0] for s in split]),
+        fields=fields,
+        size=size,
+        per_image=[s[2] for s in split],
+        bounding_boxes=split[0][3],
+    )
+
+
+def check_sizes(images: Sequence[Tensor]) -> None:
+    """One image size for the batch, else an error naming the sample and both sizes."""
+    first = tuple(images[0].shape[-2:])
+    for i, image in enumerate(images):
+        if tuple(image.shape[-2:]) != first:
+            raise ValueError(f"sample {i}'s image is {tuple(image.shape[-2:])} but sample 0's is {first}: {_SIZE_HINT}")
+
+
+def _candidates(packed: PackedTargets, perm: list[int], mode: list[int]) -> tuple[np.ndarray, ...]:
+    """Every box that may appear in the output: (source index, output sample, own box?), sample by sample."""
+    offsets = np.concatenate(([0], np.cumsum(packed.counts)))
+    src, dst, own = [], [], []
+    for i, (j, m) in enumerate(zip(perm, mode)):
+        src.append(np.arange(offsets[i], offsets[i + 1]))
+        dst.append(np.full(packed.counts[i], i))
+        own.append(np.ones(packed.counts[i], dtype=bool))
+        if m in (BLENDED, CUT) and j != i:
+            src.append(np.arange(offsets[j], offsets[j + 1]))
+            dst.append(np.full(packed.counts[j], i))
+            own.append(np.zeros(packed.counts[j], dtype=bool))
+    return np.concatenate(src).astype(np.int64), np.concatenate(dst).astype(np.int64), np.concatenate(own)
+
+
+def _cut(boxes: np.ndarray, region: np.ndarray, own: np.ndarray, least: float) -> tuple[np.ndarray, np.ndarray]:
+    """Boxes of CutMix rows (float64 XYXY, their rows' regions XYXY): the kept ones and their new coordinates."""
+    area = (boxes[:, 2] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 1])
+    lo, hi = np.maximum(boxes[:, :2], region[:, :2]), np.minimum(boxes[:, 2:], region[:, 2:])
+    inside = np.clip(hi - lo, 0, None).prod(axis=1)
+    visible = np.where(own, area - inside, inside)
+    keep = visible >= least * area
+    out = np.where(own[:, None], boxes, np.concatenate((lo, hi), axis=1))  # a partner's box: clipped to the region
+    # An own box whose visible part is one rectangle: the region spans it along one axis and covers one side.
+    for axis in (0, 1):
+        other = 1 - axis
+        spans = (region[:, other] <= boxes[:, other]) & (region[:, other + 2] >= boxes[:, other + 2])
+        starts = region[:, axis] <= boxes[:, axis]
+        ends = region[:, axis + 2] >= boxes[:, axis + 2]
+        overlaps = (region[:, axis] < boxes[:, axis + 2]) & (region[:, axis + 2] > boxes[:, axis])
+        clip_low = own & spans & overlaps & starts & ~ends  # covered from the low side: the visible part starts later
+        clip_high = own & spans & overlaps & ends & ~starts
+        out[:, axis] = np.where(clip_low, region[:, axis + 2], out[:, axis])
+        out[:, axis + 2] = np.where(clip_high, region[:, axis], out[:, axis + 2])
+    keep &= (out[:, 2] > out[:, 0]) & (out[:, 3] > out[:, 1])
+    return keep, out
+
+
+def mix_box_targets(
+    packed: PackedTargets,
+    perm: Tensor,
+    lam: Tensor,
+    mode: Tensor,
+    regions: Tensor | None,
+    device: torch.device,
+    min_visibility: float = 0.1,
+) -> list[dict[str, Any]]:
+    """Each sample's target for its mixed image, on ``device``: boxes, labels, masks, per-box fields, ``weights``.
+
+    For sample ``i`` with partner ``j = perm[i]``: a blended sample keeps its boxes (weight ``lam[i]``) and
+    gains its partner's (weight ``1 - lam[i]``). A cut sample (region ``regions[i]``, ``(top, bottom, left,
+    right)``, pasted from ``j``) keeps an own box if at least ``min_visibility`` of its area stays visible,
+    clipped to the visible part when that is one rectangle; it gains each partner box clipped to the region
+    if at least ``min_visibility`` of it lies inside; own masks are zeroed inside the region, the partner's
+    outside it; weights are 1. An unmixed sample, or one paired with itself, keeps its own target once with
+    weights 1. No box without area is returned.
+    """
+    order, kinds = perm.tolist(), mode.tolist()
+    src, dst, own = _candidates(packed, order, kinds)
+    boxes = packed.boxes.double().numpy()[src]
+    cut_rows = np.array([kinds[d] == CUT and order[d] != d for d in dst], dtype=bool)
+    keep = np.ones(len(src), dtype=bool)
+    if regions is not None and cut_rows.any():
+        r = regions.numpy()[dst][:, [2, 0, 3, 1]].astype(np.float64)  # (top, bottom, left, right) -> XYXY
+        kept, clipped = _cut(boxes[cut_rows], r[cut_rows], own[cut_rows], min_visibility)
+        keep[cut_rows] = kept
+        boxes[cut_rows] = clipped
+    lam64 = lam.double().numpy()[dst]
+    blended = np.array([kinds[d] == BLENDED and order[d] != d for d in dst], dtype=bool)
+    weights = np.where(blended, np.where(own, lam64, 1 - lam64), 1.0)
+    src, dst, own, boxes, weights = src[keep], dst[keep], own[keep], boxes[keep], weights[keep]
+    counts = np.bincount(dst, minlength=len(order)).tolist()
+    index = torch.from_numpy(src)
+    out = {"boxes": torch.from_numpy(boxes).float(), "weights": torch.from_numpy(weights).float()}
+    out.update({name: value.index_select(0, index) for name, value in packed.fields.items()})
+    out = {name: value.to(device, non_blocking=True) for name, value in out.items()}
+    if "masks" in out and regions is not None and cut_rows.any():
+        out["masks"] = _cut_masks(out["masks"], dst, own, cut_rows[keep], regions)
+    return _per_sample(out, counts, packed, device)
+
+
+def _cut_masks(masks: Tensor, dst: np.ndarray, own: np.ndarray, cut: np.ndarray, regions: Tensor) -> Tensor:
+    """Own masks of cut rows zeroed inside the region, partner masks outside it (the region as the image's)."""
+    boxes = regions.index_select(0, torch.from_numpy(dst)) * torch.from_numpy(cut)[:, None]
+    inside = torch.where(torch.from_numpy(own & cut)[:, None], boxes, 0).to(masks.device)
+    masks = paste(masks.clone(), 0, inside)
+    partner = torch.from_numpy(~own & cut)
+    if bool(partner.any()):
+        rows = partner.nonzero().flatten().to(masks.device)
+        kept = torch.zeros_like(masks.index_select(0, rows))
+        paste(kept, masks.index_select(0, rows), boxes.index_select(0, rows.cpu()).to(masks.device))
+        masks.index_copy_(0, rows, kept)
+    return masks
+
+
+def _per_sample(
+    out: dict[str, Tensor], counts: list[int], packed: PackedTargets, device: torch.device
+) -> list[dict[str, Any]]:
+    pieces = {name: value.split(counts) for name, value in out.items()}
+    targets = []
+    for i in range(len(counts)):
+        target = {name: pieces[name][i] for name in ("boxes", "labels")}
+        target.update({name: pieces[name][i] for name in pieces if name not in target})
+        if packed.bounding_boxes:
+            from torchvision import tv_tensors  # the samples' own boxes were tv_tensors: torchvision is here
+
+            target["boxes"] = tv_tensors.BoundingBoxes(target["boxes"], format="XYXY", canvas_size=packed.size)
+        target.update(to_device(packed.per_image[i], device, non_blocking=True))
+        targets.append(target)
+    return targets

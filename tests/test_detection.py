@@ -1,0 +1,265 @@
+"""Box targets (``box_targets=True``): each sample's boxes follow its mixed image, checked against a float64 oracle."""
+
+import pickle
+
+import pytest
+import torch
+from oracles import cut_regions, detection_reference
+from torch.utils.data import DataLoader, Dataset
+
+from mixup_collate import MixupCollate
+from mixup_collate.batch import DetectionBatch
+from mixup_collate.detection import pack_targets
+from mixup_collate.params import BLENDED, CUT, UNMIXED
+
+H, W = 24, 30
+
+
+def boxes_for(n, g):
+    xy = torch.rand(n, 2, generator=g) * torch.tensor([W - 6.0, H - 6.0])
+    wh = torch.rand(n, 2, generator=g) * 12 + 1
+    return torch.cat([xy, torch.minimum(xy + wh, torch.tensor([float(W), float(H)]))], 1)
+
+
+def detection_samples(b=None, seed=0, masks=False, counts=None):
+    """``b`` uint8 images whose pixels say which sample they are, with 0-4 boxes each (plus per-box fields)."""
+    g = torch.Generator().manual_seed(seed)
+    samples = []
+    for i in range(len(counts) if counts is not None else b or 8):
+        n = counts[i] if counts is not None else int(torch.randint(0, 5, (), generator=g))
+        image = torch.full((3, H, W), 10 * i, dtype=torch.uint8) + torch.randint(0, 5, (3, H, W), generator=g).byte()
+        target = {"boxes": boxes_for(n, g), "labels": torch.randint(1, 9, (n,), generator=g), "image_id": i}
+        target["iscrowd"] = torch.zeros(n, dtype=torch.int64)
+        if masks:
+            target["masks"] = torch.rand(n, H, W, generator=g) > 0.3
+        samples.append((image, target))
+    return samples
+
+
+def finished(collate, samples):
+    return collate(samples).finish()
+
+
+def expected(samples, batch, params, v):
+    targets = [(s[1]["boxes"].double().tolist(), s[1]["labels"].tolist()) for s in samples]
+    regions = params.boxes.tolist() if params.boxes is not None else [[0, 0, 0, 0]] * len(samples)
+    return detection_reference(targets, params.perm.tolist(), params.lam.tolist(), params.mode.tolist(), regions, v)
+
+
+def batch_and_params(samples, **kwargs):
+    """A finished batch and the parameters it was drawn with (the same seed drawn again on a twin)."""
+    collate = MixupCollate(box_targets=True, device="cpu", seed=kwargs.pop("seed", 0), **kwargs)
+    twin = MixupCollate(box_targets=True, device="cpu", seed=collate.seed, **kwargs)
+    stacked = twin(samples)._stacked
+    return finished(collate, samples), twin.draw(stacked)
+
+
+def assert_matches_reference(batch, params, samples, v):
+    for i, (target, (boxes, labels, weights)) in enumerate(zip(batch.targets, expected(samples, batch, params, v))):
+        got = target["boxes"].double()
+        assert got.shape == (len(boxes), 4), f"sample {i}: {got.tolist()} against {boxes}"
+        if boxes:
+            torch.testing.assert_close(got, torch.tensor(boxes, dtype=torch.float64), rtol=0, atol=1e-5)
+        assert target["labels"].tolist() == labels, f"sample {i}"
+        torch.testing.assert_close(target["weights"].double(), torch.tensor(weights, dtype=torch.float64))
+        assert target["weights"].dtype == torch.float32 and target["boxes"].dtype == torch.float32
+
+
+class TestContract:
+    def test_the_batch_unpacks_as_images_and_a_list_of_target_dicts(self):
+        samples = detection_samples()
+        batch = finished(MixupCollate(alpha=0.4, box_targets=True, device="cpu", seed=0), samples)
+        assert isinstance(batch, DetectionBatch)
+        x, targets = batch
+        assert x.shape == (8, 3, H, W) and x.dtype == torch.float32 and len(targets) == 8
+        assert batch.lam.shape == (8,) and batch.lam.dtype == torch.float32 and batch.perm.shape == (8,)
+        for i, target in enumerate(targets):
+            assert {"boxes", "labels", "weights", "iscrowd", "image_id"} <= set(target)
+            assert target["image_id"] == i, "per-image fields stay the sample's own"
+            assert len(target["iscrowd"]) == len(target["boxes"]) == len(target["weights"])
+
+    def test_a_pending_detection_batch_has_two_fields_and_pickles_finished(self):
+        batch = MixupCollate(alpha=0.4, box_targets=True, device="cpu", seed=0)(detection_samples())
+        assert len(batch) == 2
+        restored = pickle.loads(pickle.dumps(batch))
+        assert torch.equal(restored.x, batch.x) and len(restored.targets) == 8
+
+    @pytest.mark.parametrize("kind", ["XYXY", "XYWH", "CXCYWH"])
+    def test_bounding_boxes_in_any_format_come_back_as_xyxy_bounding_boxes(self, kind):
+        tv_tensors = pytest.importorskip("torchvision.tv_tensors")
+        from torchvision.ops import box_convert
+
+        samples = detection_samples(counts=[2] * 8)
+        plain = finished(MixupCollate(alpha=0.4, box_targets=True, device="cpu", seed=0), samples)
+        for _, target in samples:
+            converted = box_convert(target["boxes"], "xyxy", kind.lower())
+            target["boxes"] = tv_tensors.BoundingBoxes(converted, format=kind, canvas_size=(H, W))
+        batch = finished(MixupCollate(alpha=0.4, box_targets=True, device="cpu", seed=0), samples)
+        for got, want in zip(batch.targets, plain.targets):
+            assert type(got["boxes"]).__name__ == "BoundingBoxes" and got["boxes"].format.name == "XYXY"
+            assert tuple(got["boxes"].canvas_size) == (H, W)
+            torch.testing.assert_close(got["boxes"].as_subclass(torch.Tensor), want["boxes"], rtol=0, atol=1e-4)
+        assert type(plain.targets[0]["boxes"]) is torch.Tensor
+
+    def test_per_box_fields_cross_packed_one_tensor_per_field(self):
+        samples = detection_samples(counts=[1, 0, 3, 2])
+        packed = pack_targets([t for _, t in samples], (H, W))
+        assert packed.counts == [1, 0, 3, 2] and packed.boxes.shape == (6, 4)
+        assert set(packed.fields) == {"labels", "iscrowd"} and packed.fields["labels"].shape == (6,)
+
+
+class TestMixupRows:
+    @pytest.mark.parametrize("seed", range(4))
+    def test_own_boxes_then_the_partners_weighted_lam_and_one_minus_lam(self, seed):
+        samples = detection_samples(seed=seed)
+        batch, params = batch_and_params(samples, alpha=0.4, seed=seed)
+        assert bool((params.mode == BLENDED).all())
+        assert_matches_reference(batch, params, samples, 0.1)
+
+
+class TestCutMixRows:
+    @pytest.mark.parametrize("visibility", [0.0, 0.1, 0.5, 1.0])
+    @pytest.mark.parametrize("seed", range(6))
+    def test_boxes_are_clipped_dropped_and_gained_as_the_oracle_says(self, seed, visibility):
+        samples = detection_samples(seed=seed)
+        batch, params = batch_and_params(samples, alpha=0, cutmix_alpha=1.0, box_min_visibility=visibility, seed=seed)
+        assert bool((params.mode == CUT).all())
+        assert_matches_reference(batch, params, samples, visibility)
+
+    def test_no_box_without_area_and_images_without_boxes_work_both_ways(self):
+        samples = detection_samples(counts=[0, 3, 0, 4, 0, 2, 1, 0], seed=3)
+        for seed in range(10):
+            batch, params = batch_and_params(samples, alpha=0.8, cutmix_alpha=1.0, box_min_visibility=0.0, seed=seed)
+            assert_matches_reference(batch, params, samples, 0.0)
+            for target in batch.targets:
+                b = target["boxes"]
+                assert bool(((b[:, 2] > b[:, 0]) & (b[:, 3] > b[:, 1])).all())
+
+    def test_masks_and_images_are_cut_by_the_same_region_pixel_for_pixel(self):
+        samples = detection_samples(masks=True, counts=[3] * 8, seed=1)
+        batch, params = batch_and_params(samples, alpha=0, cutmix_alpha=1.0, box_min_visibility=0.0, seed=2)
+        images = torch.stack([s[0] for s in samples]).float()
+        pixels = (batch.x * 255).round()  # uint8 in, scaled by 1/255: the bytes come back exactly
+        regions = cut_regions(pixels, images, images[params.perm])  # where each image took its partner's pixels
+        for i, target in enumerate(batch.targets):
+            j, region = int(params.perm[i]), regions[i]
+            own, theirs = samples[i][1]["masks"], samples[j][1]["masks"]
+            top, bottom, left, right = params.boxes[i].tolist()
+            inside = [k for k, b in enumerate(samples[j][1]["boxes"].tolist())
+                      if min(b[2], right) > max(b[0], left) and min(b[3], bottom) > max(b[1], top)]  # fmt: skip
+            want = [m & ~region for m in own] + [theirs[k] & region for k in inside] if j != i else list(own)
+            assert target["masks"].dtype == torch.bool and len(target["masks"]) == len(want)
+            for k, (got, mask) in enumerate(zip(target["masks"], want)):
+                assert torch.equal(got, mask), f"sample {i}, mask {k}"
+
+
+class TestUnmixedRows:
+    def test_unmixed_samples_keep_their_target_once_with_weight_one(self):
+        samples = detection_samples(seed=5)
+        batch, params = batch_and_params(samples, alpha=0.8, cutmix_alpha=1.0, prob=0.5, seed=4)
+        assert bool((params.mode == UNMIXED).any())
+        assert_matches_reference(batch, params, samples, 0.1)
+        for i in (params.mode == UNMIXED).nonzero().flatten().tolist():
+            assert torch.equal(batch.targets[i]["boxes"], samples[i][1]["boxes"])
+            assert bool((batch.targets[i]["weights"] == 1).all())
+
+    def test_an_evaluation_collate_returns_every_target_unmixed(self):
+        samples = detection_samples()
+        batch = finished(MixupCollate(box_targets=True, enabled=False, device="cpu"), samples)
+        for (_, target), got in zip(samples, batch.targets):
+            assert torch.equal(got["boxes"], target["boxes"]) and bool((got["weights"] == 1).all())
+
+    def test_a_sample_paired_with_itself_keeps_its_target_once(self):
+        samples = detection_samples(b=1, counts=[3])
+        for kwargs in ({"alpha": 0.4}, {"alpha": 0, "cutmix_alpha": 1.0}):
+            batch = finished(MixupCollate(box_targets=True, device="cpu", seed=0, **kwargs), samples)
+            assert torch.equal(batch.targets[0]["boxes"], samples[0][1]["boxes"])
+            assert batch.targets[0]["weights"].tolist() == [1.0, 1.0, 1.0]
+
+
+class TestErrors:
+    @pytest.mark.parametrize(
+        "change, message",
+        [
+            (lambda t: t.pop("boxes"), r"sample 2's target has no 'boxes'"),
+            (lambda t: t.pop("labels"), r"sample 2's target has no 'labels'"),
+            (lambda t: t.update(boxes=torch.zeros(2, 5)), r"sample 2's target 'boxes' must have shape \(N, 4\)"),
+            (lambda t: t.update(iscrowd=torch.zeros(7)), r"sample 2's target 'iscrowd' has shape \(7,\).*3 boxes"),
+            (lambda t: t.update(labels=torch.zeros(2, dtype=torch.int64)), r"sample 2's target 'labels'"),
+            (lambda t: t.update(boxes=torch.tensor([[5.0, 5, 5, 9]] * 3)), r"sample 2's box 0 .*positive width"),
+        ],
+    )
+    def test_a_malformed_target_names_the_sample_and_the_field(self, change, message):
+        samples = detection_samples(counts=[3] * 4)
+        change(samples[2][1])
+        with pytest.raises(ValueError, match=message):
+            MixupCollate(box_targets=True, device="cpu")(samples)
+
+    def test_images_of_different_sizes_name_the_sample_both_sizes_and_the_fix(self):
+        samples = detection_samples(counts=[1] * 4)
+        samples[3] = (torch.zeros(3, H + 2, W, dtype=torch.uint8), samples[3][1])
+        with pytest.raises(
+            ValueError,
+            match=rf"sample 3's image is \({H + 2}, {W}\) but sample 0's is \({H}, {W}\).*one image size per batch",
+        ):
+            MixupCollate(box_targets=True, device="cpu")(samples)
+
+    @pytest.mark.parametrize(
+        "other, named",
+        [
+            ({"soft_targets": True, "num_classes": 3}, "soft_targets=True"),
+            ({"dense_targets": True}, "dense_targets=True"),
+            ({"stack_x": True}, "stack_x=True"),
+            ({"stack_y": False}, "stack_y=False"),
+        ],  # fmt: skip
+    )
+    def test_box_targets_with_another_target_form_is_refused_naming_both(self, other, named):
+        with pytest.raises(ValueError, match=f"box_targets=True.*{named}"):
+            MixupCollate(box_targets=True, **other)
+
+    @pytest.mark.parametrize("value", [-0.1, 1.5, float("nan"), "0.2"])
+    def test_box_min_visibility_is_a_probability(self, value):
+        with pytest.raises(ValueError, match=r"box_min_visibility must be a number in \[0, 1\]"):
+            MixupCollate(box_targets=True, box_min_visibility=value)
+
+
+class Shapes(Dataset):
+    """Module level, so that spawned workers can import it."""
+
+    def __init__(self):
+        self.samples = detection_samples(b=12, masks=True, seed=7)
+
+    def __len__(self):
+        return len(self.samples)
+
+    def __getitem__(self, i):
+        return self.samples[i]
+
+
+def loader_batches(workers, context=None):
+    collate = MixupCollate(alpha=0.8, cutmix_alpha=1.0, box_targets=True, device="cpu", seed=3)
+    loader = DataLoader(
+        Shapes(), batch_size=4, num_workers=workers, collate_fn=collate, multiprocessing_context=context
+    )
+    return [batch.finish() for batch in loader]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("context", ["fork", "spawn"])
+def test_workers_give_the_batches_the_main_process_makes(context):
+    want, got = loader_batches(0), loader_batches(2, context)
+    for a, b in zip(want, got, strict=True):
+        assert torch.equal(a.x, b.x) and torch.equal(a.perm, b.perm)
+        for s, t in zip(a.targets, b.targets):
+            assert s.keys() == t.keys()
+            for key in s:
+                assert torch.equal(s[key], t[key]) if isinstance(s[key], torch.Tensor) else s[key] == t[key], key
+
+
+def test_numpy_targets_are_taken():
+    samples = [(img.numpy(), {k: (v.numpy() if isinstance(v, torch.Tensor) else v) for k, v in t.items()})
+               for img, t in detection_samples(counts=[2] * 4)]  # fmt: skip
+    batch = finished(MixupCollate(alpha=0.4, box_targets=True, device="cpu", seed=0), samples)
+    same = finished(MixupCollate(alpha=0.4, box_targets=True, device="cpu", seed=0), detection_samples(counts=[2] * 4))
+    for got, want in zip(batch.targets, same.targets):
+        assert torch.equal(got["boxes"], want["boxes"]) and torch.equal(got["labels"], want["labels"])
