@@ -140,3 +140,12 @@ def test_fixed_cost(tmp_path, capsys):
     assert [r["mode"] for r in results] == ["mixup", "cutmix", "switched", "dense switched"]
     assert all(r["tensor_ops"] > 0 and r["ratio"] > 0 for r in results)
     assert "tensor ops" in capsys.readouterr().out
+
+
+def test_detection(tmp_path, capsys):
+    out = tmp_path / "detection.json"
+    args = ["--side", "32", "--batch", "4", "--samples", "8", "--rounds", "1", "--workers", "0", "--out", str(out)]
+    assert load("detection").main(args) == 0
+    results = json.loads(out.read_text())
+    assert {r["strategy"] for r in results["collate"]} == {"stack", "dataset_mixup", "ours_mixup", "ours_cutmix"}
+    assert len(results["loader"]) == 4 and "x stack" in capsys.readouterr().out
