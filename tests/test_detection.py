@@ -263,3 +263,20 @@ def test_numpy_targets_are_taken():
     same = finished(MixupCollate(alpha=0.4, box_targets=True, device="cpu", seed=0), detection_samples(counts=[2] * 4))
     for got, want in zip(batch.targets, same.targets):
         assert torch.equal(got["boxes"], want["boxes"]) and torch.equal(got["labels"], want["labels"])
+
+
+@pytest.mark.cuda
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+@pytest.mark.parametrize(
+    "kwargs", [{"alpha": 0.8, "cutmix_alpha": 1.0, "prob": 0.8}, {"alpha": 0, "cutmix_alpha": 1.0}]
+)
+def test_on_cuda_the_batch_is_the_cpus(kwargs):
+    samples = detection_samples(masks=True, seed=4)
+    on_cpu = finished(MixupCollate(box_targets=True, device="cpu", seed=0, **kwargs), samples)
+    on_gpu = finished(MixupCollate(box_targets=True, device="cuda", seed=0, **kwargs), samples)
+    assert on_gpu.x.device.type == "cuda"
+    torch.testing.assert_close(on_gpu.x.cpu(), on_cpu.x, rtol=1e-6, atol=1e-6)
+    for got, want in zip(on_gpu.targets, on_cpu.targets):
+        assert got["boxes"].device.type == "cuda" and got["masks"].device.type == "cuda"
+        for key in ("boxes", "labels", "weights", "masks", "iscrowd"):
+            assert torch.equal(got[key].cpu(), want[key]), key
