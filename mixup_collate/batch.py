@@ -130,12 +130,26 @@ class MixedBatch(_MixedFields, _Attached):
         return self
 
 
+class _WithLam(_Attached):
+    """A batch that carries ``lam`` beside its tuple (not one of its fields), with ``perm`` and ``extras``."""
+
+    __slots__ = ()
+    attached = ("lam", "perm", "extras")
+
+    def __new__(cls, *fields: Any, lam: Tensor | None = None, perm: Tensor | None = None, extras: dict | None = None):
+        self = super().__new__(cls, *fields)
+        self.lam = lam
+        self.perm = perm
+        self.extras = {} if extras is None else extras
+        return self
+
+
 class _SoftFields(NamedTuple):
     x: Tensor
     target: Tensor
 
 
-class SoftTargetBatch(_SoftFields, _Attached):
+class SoftTargetBatch(_WithLam, _SoftFields):
     """The named tuple ``(x, target)`` with dense mixed targets, all on the training device.
 
     Attributes:
@@ -150,21 +164,6 @@ class SoftTargetBatch(_SoftFields, _Attached):
     lam: Tensor
     perm: Tensor
     extras: dict[Any, Any]
-    attached = ("lam", "perm", "extras")
-
-    def __new__(
-        cls,
-        x: Tensor,
-        target: Tensor,
-        lam: Tensor | None = None,
-        perm: Tensor | None = None,
-        extras: dict | None = None,
-    ) -> SoftTargetBatch:
-        self = super().__new__(cls, x, target)
-        self.lam = lam
-        self.perm = perm
-        self.extras = {} if extras is None else extras
-        return self
 
 
 class _DetectionFields(NamedTuple):
@@ -172,7 +171,7 @@ class _DetectionFields(NamedTuple):
     targets: list
 
 
-class DetectionBatch(_DetectionFields, _Attached):
+class DetectionBatch(_WithLam, _DetectionFields):
     """The named tuple ``(x, targets)`` of a detection batch (``box_targets=True``), all on the training device.
 
     Attributes:
@@ -188,13 +187,3 @@ class DetectionBatch(_DetectionFields, _Attached):
     lam: Tensor
     perm: Tensor
     extras: dict[Any, Any]
-    attached = ("lam", "perm", "extras")
-
-    def __new__(
-        cls, x: Tensor, targets: list, lam: Tensor | None = None, perm: Tensor | None = None, extras: dict | None = None
-    ) -> DetectionBatch:
-        self = super().__new__(cls, x, targets)
-        self.lam = lam
-        self.perm = perm
-        self.extras = {} if extras is None else extras
-        return self
