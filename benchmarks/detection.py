@@ -11,7 +11,8 @@ strategy ends with float32 images in ``[0, 1]`` on the device and one target dic
   random sample and blends the two on the CPU (boxes concatenated), then ``stack``.
 * ``ours_mixup`` / ``ours_cutmix``: ``MixupCollate(box_targets=True)``, mixed per sample at first use.
 
-Part 1 (``collate``) times the collate on a ready list of samples, one thread, interleaved rounds, medians.
+Part 1 (``collate``) times loading ``B`` samples and collating them, one thread, interleaved rounds, medians
+(loading is included because dataset-level mixing does its work there; ``load_only`` is that share).
 Part 2 (``loader``) times whole epochs through a ``DataLoader`` (samples/s, interleaved rounds), for each
 ``--workers``. Writes ``benchmarks/results/detection.json``.
 """
@@ -92,6 +93,7 @@ def collate_part(args: argparse.Namespace, device: torch.device) -> list[dict]:
         source = mixed if mix else plain
         # dataset_mixup pays its second read and blend per item, as its loader would: time loading + collate.
         cases[name] = lambda collate=collate, source=source: finish(collate([source[i] for i in range(args.batch)]))
+    cases["load_only"] = lambda: [plain[i] for i in range(args.batch)]  # the share of every row spent loading
     with torch_threads(1):
         times = interleaved(cases, args.rounds, device)
     base = summary(times["stack"])["median"]

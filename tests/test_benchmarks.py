@@ -147,5 +147,11 @@ def test_detection(tmp_path, capsys):
     args = ["--side", "32", "--batch", "4", "--samples", "8", "--rounds", "1", "--workers", "0", "--out", str(out)]
     assert load("detection").main(args) == 0
     results = json.loads(out.read_text())
-    assert {r["strategy"] for r in results["collate"]} == {"stack", "dataset_mixup", "ours_mixup", "ours_cutmix"}
+    assert {r["strategy"] for r in results["collate"]} == {
+        "stack",
+        "dataset_mixup",
+        "ours_mixup",
+        "ours_cutmix",
+        "load_only",
+    }
     assert len(results["loader"]) == 4 and "x stack" in capsys.readouterr().out
