@@ -150,19 +150,27 @@ def check_sizes(images: Sequence[Tensor]) -> None:
             raise ValueError(f"sample {i}'s image is {tuple(image.shape[-2:])} but sample 0's is {first}: {_SIZE_HINT}")
 
 
-def _candidates(packed: PackedTargets, perm: list[int], mode: list[int]) -> tuple[np.ndarray, ...]:
-    """Every box that may appear in the output: (source index, output sample, own box?), sample by sample."""
-    offsets = np.concatenate(([0], np.cumsum(packed.counts)))
-    src, dst, own = [], [], []
-    for i, (j, m) in enumerate(zip(perm, mode)):
-        src.append(np.arange(offsets[i], offsets[i + 1]))
-        dst.append(np.full(packed.counts[i], i))
-        own.append(np.ones(packed.counts[i], dtype=bool))
-        if m in (BLENDED, CUT) and j != i:
-            src.append(np.arange(offsets[j], offsets[j + 1]))
-            dst.append(np.full(packed.counts[j], i))
-            own.append(np.zeros(packed.counts[j], dtype=bool))
-    return np.concatenate(src).astype(np.int64), np.concatenate(dst).astype(np.int64), np.concatenate(own)
+def _ranges(starts: np.ndarray, counts: np.ndarray) -> np.ndarray:
+    """``concatenate([arange(s, s + n) for s, n in zip(starts, counts)])``, without a loop."""
+    total = int(counts.sum())
+    first = np.repeat(starts - np.concatenate(([0], np.cumsum(counts)[:-1])), counts)
+    return first + np.arange(total)
+
+
+def _candidates(counts: np.ndarray, perm: np.ndarray, mixed: np.ndarray) -> tuple[np.ndarray, ...]:
+    """Every box that may appear in the output: (source index, output sample, own box?), in output order.
+
+    A sample's own boxes come first, then, where it is ``mixed`` with another sample, its partner's.
+    """
+    offsets = np.concatenate(([0], np.cumsum(counts)[:-1]))
+    rows = np.flatnonzero(mixed)
+    own_src = np.arange(int(counts.sum()))
+    partner_src = _ranges(offsets[perm[rows]], counts[perm[rows]])
+    src = np.concatenate((own_src, partner_src))
+    dst = np.concatenate((np.repeat(np.arange(len(counts)), counts), np.repeat(rows, counts[perm[rows]])))
+    own = np.concatenate((np.ones(len(own_src), dtype=bool), np.zeros(len(partner_src), dtype=bool)))
+    order = np.argsort(dst, kind="stable")  # by sample, own boxes before the partner's
+    return src[order], dst[order], own[order]
 
 
 def _cut(boxes: np.ndarray, region: np.ndarray, own: np.ndarray, least: float) -> tuple[np.ndarray, np.ndarray]:
@@ -207,10 +215,12 @@ def mix_box_targets(
     outside it; weights are 1. An unmixed sample, or one paired with itself, keeps its own target once with
     weights 1. No box without area is returned.
     """
-    order, kinds = perm.tolist(), mode.tolist()
-    src, dst, own = _candidates(packed, order, kinds)
+    partners, kinds = perm.numpy(), mode.numpy()
+    paired = partners != np.arange(len(partners))  # a sample paired with itself keeps its own target
+    cut, blend = (kinds == CUT) & paired, (kinds == BLENDED) & paired
+    src, dst, own = _candidates(np.asarray(packed.counts, dtype=np.int64), partners, cut | blend)
     boxes = packed.boxes.double().numpy()[src]
-    cut_rows = np.array([kinds[d] == CUT and order[d] != d for d in dst], dtype=bool)
+    cut_rows = cut[dst]
     keep = np.ones(len(src), dtype=bool)
     if regions is not None and cut_rows.any():
         r = regions.numpy()[dst][:, [2, 0, 3, 1]].astype(np.float64)  # (top, bottom, left, right) -> XYXY
@@ -218,10 +228,9 @@ def mix_box_targets(
         keep[cut_rows] = kept
         boxes[cut_rows] = clipped
     lam64 = lam.double().numpy()[dst]
-    blended = np.array([kinds[d] == BLENDED and order[d] != d for d in dst], dtype=bool)
-    weights = np.where(blended, np.where(own, lam64, 1 - lam64), 1.0)
+    weights = np.where(blend[dst], np.where(own, lam64, 1 - lam64), 1.0)
     src, dst, own, boxes, weights = src[keep], dst[keep], own[keep], boxes[keep], weights[keep]
-    counts = np.bincount(dst, minlength=len(order)).tolist()
+    counts = np.bincount(dst, minlength=len(partners)).tolist()
     index = torch.from_numpy(src)
     out = {"boxes": torch.from_numpy(boxes).float(), "weights": torch.from_numpy(weights).float()}
     out.update({name: value.index_select(0, index) for name, value in packed.fields.items()})
