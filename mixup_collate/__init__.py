@@ -5,13 +5,14 @@ for x, y_a, y_b, lam in loader:
     loss = mixup_cross_entropy(model(x), y_a, y_b, lam)
 """
 
-from .batch import MixedBatch, SoftTargetBatch
+from .batch import DetectionBatch, MixedBatch, SoftTargetBatch
 from .collate import MixupCollate
 from .loss import MixupLoss, mixup_cross_entropy
 from .pending import PendingBatch
 from .sampling import sample_lam, sample_perm
 
 __all__ = [
+    "DetectionBatch",
     "MixedBatch",
     "MixupCollate",
     "MixupLoss",
