@@ -156,14 +156,7 @@ class MixupCollate:
         """Change several settings at once, checked together: ``collate.update(alpha=0, cutmix_alpha=1.0)``."""
         self.settings.update(**changes)
 
-    @property
-    def mixup_enabled(self) -> bool:
-        """``enabled`` under the name timm's training script toggles (``--mixup-off-epoch``)."""
-        return self.enabled
-
-    @mixup_enabled.setter
-    def mixup_enabled(self, value: bool) -> None:
-        self.enabled = value
+    mixup_enabled = Knob("enabled")  # the name timm's training script toggles (--mixup-off-epoch)
 
     @property
     def mixing(self) -> bool:
