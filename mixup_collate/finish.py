@@ -158,7 +158,8 @@ class Finisher:
             targets = mix_box_targets(
                 stacked.y, params.perm, params.lam, params.mode, params.boxes, device, s.box_min_visibility
             )
-            return DetectionBatch(self._inputs(x, stacked, params, s), targets, lam=lam, perm=perm, extras=extras)
+            x = self._inputs(x, stacked, params, perm, lam, s)
+            return DetectionBatch(x, targets, lam=lam, perm=perm, extras=extras)
         y = move(stacked.y, device)
         weights = lam  # of y_a: per sample, or per pixel for dense targets
         if s.dense_targets:
@@ -167,12 +168,12 @@ class Finisher:
             self._warn_if_dense_looking(x, y, s)
         mixes = params.mixes
         targets = self._targets(y, perm, weights, mixes, s)
-        x = self._inputs(x, stacked, params, s)
+        x = self._inputs(x, stacked, params, perm, lam, s)
         if s.soft_targets:
             return SoftTargetBatch(x, *targets, lam=lam, perm=perm, extras=extras)
         return MixedBatch(x, *targets, weights, perm=perm, extras=extras)
 
-    def _inputs(self, x: Tensor, stacked: Stacked, params: MixParams, s: Settings) -> Tensor:
+    def _inputs(self, x: Tensor, stacked: Stacked, params: MixParams, perm: Tensor, lam: Tensor, s: Settings) -> Tensor:
         """The batch's inputs, mixed (or converted) as planned; called last, since nothing after it may fail."""
         plan = plan_inputs(
             x, mixed=params.mixes, stack_x=s.stack_x, dtype=s.dtype, mean=s.mean, std=s.std,
@@ -183,7 +184,7 @@ class Finisher:
         if plan.in_place and x is stacked.x:
             stacked.x = None
         mode = None if params.blends_all else params.mode  # None: every sample blended, the Mixup kernel
-        return mix_inputs(x, plan, params.perm.to(x.device), params.lam.to(x.device), mode, params.boxes, self._scratch)
+        return mix_inputs(x, plan, perm, lam, mode, params.boxes, self._scratch)
 
     @staticmethod
     def _targets(y: Tensor, perm: Tensor, lam: Tensor, mixes: bool, s: Settings) -> tuple[Tensor, ...]:
