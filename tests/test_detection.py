@@ -135,7 +135,7 @@ class TestCutMixRows:
                 b = target["boxes"]
                 assert bool(((b[:, 2] > b[:, 0]) & (b[:, 3] > b[:, 1])).all())
 
-    def test_masks_and_images_are_cut_by_the_same_region_pixel_for_pixel(self):
+    def test_masks_and_images_are_cut_by_the_same_region_pixel_for_pixel(self, paste_path):
         samples = detection_samples(masks=True, counts=[3] * 8, seed=1)
         batch, params = batch_and_params(samples, alpha=0, cutmix_alpha=1.0, box_min_visibility=0.0, seed=2)
         images = torch.stack([s[0] for s in samples]).float()
