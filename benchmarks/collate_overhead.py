@@ -4,6 +4,7 @@
     python benchmarks/collate_overhead.py --max-mb 400      # also 512x3x224x224 (308 MB per float32 batch)
     python benchmarks/collate_overhead.py --device cuda     # the mix (``apply``) on a GPU
     python benchmarks/collate_overhead.py --batch-sizes --dense-cells 16x256 8x512   # the dense rows only
+    python benchmarks/collate_overhead.py --batch-sizes --dense-cells --detection-cells 8x640   # detection only
 
 For every case (``B`` samples of 3xSxS, float32 or uint8, one list of ``(tensor, int)`` built once),
 on one CPU thread (what a DataLoader worker or a busy main process gives a batch), interleaved over
@@ -23,6 +24,9 @@ Dense rows (``--dense-cells BxS``: ``B`` pairs of a ``uint8`` image ``3xSxS`` an
   finished: per-sample boxes cut from image and mask alike, and ``lam`` ``(B, S, S)``.
 * ``composer_inloop``: ``plain`` then one box for the whole batch pasted into images and masks in the
   loop, as composer's CutMix does for segmentation (``_common.batch_cutmix``).
+
+Detection rows (``--detection-cells BxS``, default 8x640): ``benchmarks/detection.py``'s collate part, loading
+and collating a batch of uint8 images with about 10 boxes each: stacking, dataset-level Mixup, and ours.
 
 Prints a table with ``ours / plain`` and writes ``benchmarks/results/collate_overhead.json``.
 """
@@ -48,6 +52,7 @@ from _common import (  # noqa: E402
     torch_threads,
     write_json,
 )
+from detection import collate_rows  # noqa: E402
 
 from mixup_collate import MixupCollate  # noqa: E402
 from mixup_collate.stack import stack_samples  # noqa: E402
@@ -222,6 +227,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument(
         "--dense-cells", type=parse_cell, nargs="*", default=[(16, 256), (8, 512)], help="BxS dense rows; none: no rows"
     )
+    p.add_argument(
+        "--detection-cells", type=parse_cell, nargs="*", default=[(8, 640)], help="BxS detection rows; none: no rows"
+    )
     p.add_argument("--rounds", type=int, default=21, help="timed rounds (after two warm-up rounds)")
     p.add_argument("--out", type=Path, default=RESULTS / "collate_overhead.json")
     args = p.parse_args(argv)
@@ -238,6 +246,8 @@ def main(argv: list[str] | None = None) -> int:
     with torch_threads(1):
         results = run(cells, args.rounds, device)
         dense = run_dense(dense_cells, args.rounds, device)
+        detection = [row | {"batch": b, "side": s} for b, s in args.detection_cells
+                     for row in collate_rows(s, b, args.rounds, device)]  # fmt: skip
         info = machine()
     print(f"collate overhead on {device}: median us per batch, 1 thread, {args.rounds} interleaved rounds")
     if results:
@@ -245,6 +255,11 @@ def main(argv: list[str] | None = None) -> int:
     if dense:
         print("dense targets: per-sample CutMix of images and masks")
         print(format_dense_table(dense))
+    if detection:
+        print("detection targets (benchmarks/detection.py): loading + collating a batch, ms; x stack")
+        rows = [[f"3x{r['side']}x{r['side']}", r["batch"], r["strategy"], f"{r['ms']:.1f}", f"{r['over_stack']:.2f}"]
+                for r in detection]  # fmt: skip
+        print(table(["sample", "B", "strategy", "ms", "x stack"], rows))
     path = write_json(
         args.out,
         {
@@ -255,6 +270,7 @@ def main(argv: list[str] | None = None) -> int:
             "results": results,
             "dense_skipped": dense_skipped,
             "dense_results": dense,
+            "detection_results": detection,
         },
     )
     print(f"wrote {path}")

@@ -86,38 +86,47 @@ STRATEGIES = {
 
 
 def collate_part(args: argparse.Namespace, device: torch.device) -> list[dict]:
-    plain, mixed = Boxes(10_000, args.side), Boxes(10_000, args.side, mix=True)
+    return collate_rows(args.side, args.batch, args.rounds, device)
+
+
+def collate_rows(side: int, batch: int, rounds: int, device: torch.device) -> list[dict]:
+    """Loading and collating one batch with each strategy (and loading alone), interleaved, one thread."""
+    plain, mixed = Boxes(10_000, side), Boxes(10_000, side, mix=True)
     cases = {}
     for name, make in STRATEGIES.items():
         mix, collate = make(device)
         source = mixed if mix else plain
         # dataset_mixup pays its second read and blend per item, as its loader would: time loading + collate.
-        cases[name] = lambda collate=collate, source=source: finish(collate([source[i] for i in range(args.batch)]))
-    cases["load_only"] = lambda: [plain[i] for i in range(args.batch)]  # the share of every row spent loading
+        cases[name] = lambda collate=collate, source=source: finish(collate([source[i] for i in range(batch)]))
+    cases["load_only"] = lambda: [plain[i] for i in range(batch)]  # the share of every row spent loading
     with torch_threads(1):
-        times = interleaved(cases, args.rounds, device)
+        times = interleaved(cases, rounds, device)
     base = summary(times["stack"])["median"]
     return [{"strategy": n, "ms": summary(t)["median"] * 1e3, "over_stack": summary(t)["median"] / base}
             for n, t in times.items()]  # fmt: skip
 
 
+def epoch_runners(samples: int, side: int, batch: int, workers: int, device: torch.device) -> dict:
+    """``{strategy: callable running one epoch}`` over generated detection samples."""
+    runners = {}
+    for name, make in STRATEGIES.items():
+        mix, collate = make(device)
+        loader = DataLoader(Boxes(samples, side, mix=mix), batch_size=batch, num_workers=workers, collate_fn=collate)
+
+        def epoch(loader=loader):
+            for batch_ in loader:
+                finish(batch_)
+            sync(device)
+
+        runners[name] = epoch
+    return runners
+
+
 def loader_part(args: argparse.Namespace, device: torch.device) -> list[dict]:
     results = []
     for workers in args.workers:
-        loaders = {}
-        for name, make in STRATEGIES.items():
-            mix, collate = make(device)
-            dataset = Boxes(args.samples, args.side, mix=mix)
-            loaders[name] = DataLoader(dataset, batch_size=args.batch, num_workers=workers, collate_fn=collate)
-
-        def epoch(loader):
-            for batch in loader:
-                finish(batch)
-            sync(device)
-
-        times = interleaved(
-            {n: (lambda loader=loader: epoch(loader)) for n, loader in loaders.items()}, args.rounds, device, warmup=1
-        )
+        runners = epoch_runners(args.samples, args.side, args.batch, workers, device)
+        times = interleaved(runners, args.rounds, device, warmup=1)
         base = summary(times["stack"])["median"]
         for name, t in times.items():
             median = summary(t)["median"]

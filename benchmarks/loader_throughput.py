@@ -3,6 +3,7 @@
     python benchmarks/loader_throughput.py                    # the full grid, all modes (about 20 minutes on 2 cores)
     python benchmarks/loader_throughput.py --modes cutmix     # one mode group (plain always runs, as the reference)
     python benchmarks/loader_throughput.py --pipelines dense  # segmentation pairs only (image + mask)
+    python benchmarks/loader_throughput.py --pipelines detection  # detection samples (image + boxes)
     python benchmarks/loader_throughput.py --help
 
 Every strategy iterates the same map-style dataset and ends with the same product: a float32
@@ -393,6 +394,9 @@ def run(args, device: torch.device) -> list[dict]:
         if pipeline == "dense":
             results += run_dense(args, device)
             continue
+        if pipeline == "detection":
+            results += run_detection(args, device)
+            continue
         n = args.samples if pipeline == "memory" else args.decode_samples
 
         def make_ds(as_uint8: bool, pipeline=pipeline, n=n) -> Dataset:
@@ -426,6 +430,32 @@ def run_dense(args, device: torch.device) -> list[dict]:
     return results
 
 
+# benchmarks/detection.py's strategies as (mode, strategy) rows: stacking is this table's plain.
+DETECTION_ROWS = {
+    "stack": ("none", "plain"),
+    "dataset_mixup": ("mixup", "dataset_mixup"),
+    "ours_mixup": ("mixup", "mixup_collate_boxes"),
+    "ours_cutmix": ("cutmix", "mixup_collate_boxes"),
+}
+
+
+def run_detection(args, device: torch.device) -> list[dict]:
+    """Detection samples (``benchmarks/detection.py``): stacking, dataset-level Mixup, and ours, per ``--workers``."""
+    from detection import epoch_runners
+
+    results = []
+    for batch, side in args.detection_cells:
+        for workers in args.workers:
+            runners = epoch_runners(args.detection_samples, side, batch, workers, device)
+            times = interleaved({DETECTION_ROWS[n]: fn for n, fn in runners.items()}, args.rounds, device)
+            samples = (args.detection_samples // batch) * batch
+            rates = {key: [samples / t for t in ts] for key, ts in times.items()}
+            rows = [rates_row("detection", mode, name, workers, batch, rates) for mode, name in rates]
+            results += [row | {"shape": [3, side, side]} for row in rows]
+            print(f"  done: detection 3x{side}x{side}, {workers} workers, batch {batch}", flush=True)
+    return results
+
+
 def parse_cell(text: str) -> tuple[int, int]:
     """``"16x256"`` as ``(16, 256)``: a batch size and an image side."""
     batch, _, side = text.partition("x")
@@ -456,7 +486,7 @@ def format_table(results: list[dict]) -> str:
 
 def bar_chart(results: list[dict], path: Path) -> Path | None:
     """One panel per mode: each strategy's samples/s relative to ``plain``, per configuration (dense: table only)."""
-    results = [r for r in results if r["pipeline"] != "dense"]
+    results = [r for r in results if r["pipeline"] not in ("dense", "detection")]
     if not results:
         return None
     try:
@@ -503,7 +533,10 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--device", default=None, help="default: cuda if available, else cpu")
     p.add_argument(
-        "--pipelines", nargs="+", default=["memory", "decode", "dense"], choices=["memory", "decode", "dense"]
+        "--pipelines",
+        nargs="+",
+        default=["memory", "decode", "dense"],
+        choices=["memory", "decode", "dense", "detection"],
     )
     p.add_argument("--modes", nargs="+", default=list(MODES), choices=list(MODES), help="mode groups to run")
     p.add_argument("--workers", type=int, nargs="+", default=[0, os.cpu_count() or 1])
@@ -513,6 +546,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--decode-samples", type=int, default=1024, help="samples per round, decode pipeline")
     p.add_argument("--dense-cells", type=parse_cell, nargs="+", default=[(16, 256), (8, 512)], help="BxS, dense")
     p.add_argument("--dense-samples", type=int, default=256, help="samples per round, dense pipeline")
+    p.add_argument("--detection-cells", type=parse_cell, nargs="+", default=[(8, 640)], help="BxS, detection")
+    p.add_argument("--detection-samples", type=int, default=64, help="samples per round, detection pipeline")
     p.add_argument("--rounds", type=int, default=3, help="timed rounds (after two warm-up rounds)")
     p.add_argument("--out", type=Path, default=RESULTS, help="folder for loader_throughput.{json,png}")
     args = p.parse_args(argv)
@@ -522,7 +557,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.rounds < 1:
         p.error(f"--rounds must be at least 1, got {args.rounds}")
     per_round = {"memory": args.samples, "decode": args.decode_samples}
-    fewest = min((per_round[pipeline] for pipeline in args.pipelines if pipeline != "dense"), default=None)
+    fewest = min((per_round[p_] for p_ in args.pipelines if p_ in per_round), default=None)
     if fewest is not None and not all(1 <= b <= fewest for b in args.batch_sizes):
         p.error(f"--batch-sizes {args.batch_sizes}: each must be in [1, {fewest}] (the samples per round)")
     if "dense" in args.pipelines and any(b > args.dense_samples for b, _ in args.dense_cells):

@@ -75,6 +75,7 @@ def test_collate_overhead(tmp_path, capsys):
     out = tmp_path / "overhead.json"
     # 4x3x8x8 float32 is 0.003 MB and runs; 6x3x8x8 (0.005 MB) is over --max-mb and skipped.
     args = ["--batch-sizes", "4", "6", "--sizes", "8", "--max-mb", "0.004", "--rounds", "1", "--out", str(out)]
+    args += ["--detection-cells"]
     threads = torch.get_num_threads()
     torch.set_num_threads(2)
     try:
@@ -96,7 +97,7 @@ def test_collate_overhead_dense_rows(tmp_path, capsys):
     out = tmp_path / "overhead.json"
     # 2x3x8x8 runs; 3x3x16x16 (0.009 MB as float32) is over --max-mb and skipped.
     args = ["--batch-sizes", "--dense-cells", "2x8", "3x16", "--max-mb", "0.004", "--rounds", "1", "--out", str(out)]
-    assert load("collate_overhead").main(args) == 0
+    assert load("collate_overhead").main([*args, "--detection-cells"]) == 0
     payload = json.loads(out.read_text())
     assert payload["results"] == [] and payload["dense_skipped"] == ["dense 3x3x16x16 (over --max-mb)"]
     (row,) = payload["dense_results"]
@@ -155,3 +156,22 @@ def test_detection(tmp_path, capsys):
         "load_only",
     }
     assert len(results["loader"]) == 4 and "x stack" in capsys.readouterr().out
+
+
+def test_collate_overhead_detection_rows(tmp_path, capsys):
+    out = tmp_path / "overhead.json"
+    args = ["--batch-sizes", "--dense-cells", "--detection-cells", "2x16", "--rounds", "1", "--out", str(out)]
+    assert load("collate_overhead").main(args) == 0
+    rows = json.loads(out.read_text())["detection_results"]
+    assert {r["strategy"] for r in rows} == {"stack", "dataset_mixup", "ours_mixup", "ours_cutmix", "load_only"}
+    assert all((r["batch"], r["side"]) == (2, 16) for r in rows) and "detection targets" in capsys.readouterr().out
+
+
+def test_loader_throughput_detection_pipeline(tmp_path):
+    args = ["--device", "cpu", "--pipelines", "detection", "--detection-cells", "2x16", "--detection-samples", "4"]
+    args += ["--workers", "0", "--rounds", "1", "--out", str(tmp_path)]
+    assert load("loader_throughput").main(args) == 0
+    results = json.loads((tmp_path / "loader_throughput.json").read_text())["results"]
+    expected = {("none", "plain"), ("mixup", "dataset_mixup"), ("mixup", "mixup_collate_boxes"),
+                ("cutmix", "mixup_collate_boxes")}  # fmt: skip
+    assert {(r["mode"], r["strategy"]) for r in results} == expected
