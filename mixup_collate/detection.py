@@ -222,7 +222,8 @@ def mix_box_targets(
     boxes = packed.boxes.double().numpy()[src]
     cut_rows = cut[dst]
     keep = np.ones(len(src), dtype=bool)
-    if regions is not None and cut_rows.any():
+    cuts = regions is not None and bool(cut_rows.any())
+    if cuts:
         r = regions.numpy()[dst][:, [2, 0, 3, 1]].astype(np.float64)  # (top, bottom, left, right) -> XYXY
         kept, clipped = _cut(boxes[cut_rows], r[cut_rows], own[cut_rows], min_visibility)
         keep[cut_rows] = kept
@@ -235,22 +236,26 @@ def mix_box_targets(
     out = {"boxes": torch.from_numpy(boxes).float(), "weights": torch.from_numpy(weights).float()}
     out.update({name: value.index_select(0, index) for name, value in packed.fields.items()})
     out = {name: value.to(device, non_blocking=True) for name, value in out.items()}
-    if "masks" in out and regions is not None and cut_rows.any():
+    if "masks" in out and cuts:
         out["masks"] = _cut_masks(out["masks"], dst, own, cut_rows[keep], regions)
     return _per_sample(out, counts, packed, device)
 
 
 def _cut_masks(masks: Tensor, dst: np.ndarray, own: np.ndarray, cut: np.ndarray, regions: Tensor) -> Tensor:
-    """Own masks of cut rows zeroed inside the region, partner masks outside it (the region as the image's)."""
+    """Own masks of cut rows zeroed inside the region, partner masks outside it (the region as the image's).
+
+    ``masks`` are the batch's own gathered copy, changed in place.
+    """
     boxes = regions.index_select(0, torch.from_numpy(dst)) * torch.from_numpy(cut)[:, None]
     inside = torch.where(torch.from_numpy(own & cut)[:, None], boxes, 0).to(masks.device)
-    masks = paste(masks.clone(), 0, inside)
+    paste(masks, 0, inside)
     partner = torch.from_numpy(~own & cut)
     if bool(partner.any()):
-        rows = partner.nonzero().flatten().to(masks.device)
-        kept = torch.zeros_like(masks.index_select(0, rows))
-        paste(kept, masks.index_select(0, rows), boxes.index_select(0, rows.cpu()).to(masks.device))
-        masks.index_copy_(0, rows, kept)
+        rows = partner.nonzero().flatten()
+        theirs = masks.index_select(0, rows.to(masks.device))
+        kept = torch.zeros_like(theirs)
+        paste(kept, theirs, boxes.index_select(0, rows).to(masks.device))
+        masks.index_copy_(0, rows.to(masks.device), kept)
     return masks
 
 
@@ -258,13 +263,13 @@ def _per_sample(
     out: dict[str, Tensor], counts: list[int], packed: PackedTargets, device: torch.device
 ) -> list[dict[str, Any]]:
     pieces = {name: value.split(counts) for name, value in out.items()}
+    if packed.bounding_boxes:
+        from torchvision import tv_tensors  # the samples' own boxes were tv_tensors: torchvision is here
     targets = []
     for i in range(len(counts)):
         target = {name: pieces[name][i] for name in ("boxes", "labels")}
         target.update({name: pieces[name][i] for name in pieces if name not in target})
         if packed.bounding_boxes:
-            from torchvision import tv_tensors  # the samples' own boxes were tv_tensors: torchvision is here
-
             target["boxes"] = tv_tensors.BoundingBoxes(target["boxes"], format="XYXY", canvas_size=packed.size)
         target.update(to_device(packed.per_image[i], device, non_blocking=True))
         targets.append(target)

@@ -116,4 +116,4 @@ def draw_params(
     boxes = torch.from_numpy(np.where(cut[:, None], drawn, 0))
     kept = kept_fraction(boxes, height, width).numpy() if correct_lam else box_lam.numpy()
     lam = torch.from_numpy(np.where(cut, kept, lam))
-    return MixParams(perm, lam, mode, boxes if summary[0] and cut.any() else None, summary)
+    return MixParams(perm, lam, mode, boxes if cut.any() else None, summary)

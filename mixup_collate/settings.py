@@ -316,10 +316,8 @@ class Settings:
         """Refuse a stacked batch these settings cannot mix (before any draw); checks the combination first."""
         if not self._consistent:
             self.check()
-        if self.box_targets:
-            if mixing and self.cutmix_on and (x.ndim < 3 or 0 in x.shape[-2:]):
-                raise ValueError(f"CutMix needs images (..., H, W), got samples of shape {tuple(x.shape[1:])}")
-            return
+        # Box targets (packed, not a tensor) meet none of the target checks: check() refuses them with
+        # soft_targets and stack_y=False, so only the shape check at the end applies to them.
         if mixing and not self.stack_y and not y.is_floating_point() and self.dense_targets:
             raise TypeError(
                 f"stack_y=False mixes float maps linearly, but the dense targets are {y.dtype} class-index masks, "

@@ -158,13 +158,14 @@ class RandomStream:
                     )
                 )
             try:  # tried on a probe first: a malformed state leaves this stream as it was
-                torch.Generator().set_state(rng_state.cpu().contiguous())
+                rng_state = rng_state.cpu().contiguous()
+                torch.Generator().set_state(rng_state)
             except (RuntimeError, TypeError, NotImplementedError) as error:
                 raise ValueError(
                     f"the state's rng_state is not a CPU generator's state ({error}); pass the rng_state that "
                     "state_dict() returned, unchanged"
                 ) from error
-            self._caller_generator.set_state(rng_state.cpu().contiguous())
+            self._caller_generator.set_state(rng_state)
         elif rng_state is not None:
             raise ValueError(
                 "the state has an rng_state: it comes from a collate made with generator=, whose stream this one "
