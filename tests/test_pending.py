@@ -190,15 +190,19 @@ def test_a_pending_batch_pickled_in_this_process_is_pickled_finished():
     assert_same_batch(restored.finish(), batch.finish())
 
 
-def test_a_worker_pickles_the_stacked_batch_for_its_collate(monkeypatch):
+def pickled_in_a_worker(batch, monkeypatch):
+    """The bytes a DataLoader worker sends for ``batch`` (the worker is simulated in this process)."""
     import mixup_collate.pending as pending_module
 
-    collate = MixupCollate(device="cpu", seed=0)
-    batch = collate(image_samples(4)[0])
     monkeypatch.setattr(pending_module, "get_worker_info", lambda: object())
     data = pickle.dumps(batch)
     monkeypatch.undo()
-    restored = pickle.loads(data)
+    return data
+
+
+def test_a_worker_pickles_the_stacked_batch_for_its_collate(monkeypatch):
+    collate = MixupCollate(device="cpu", seed=0)
+    restored = pickle.loads(pickled_in_a_worker(collate(image_samples(4)[0]), monkeypatch))
     assert restored._batch is None and restored._owner is collate and restored._from_worker
 
 
@@ -419,13 +423,9 @@ class TestTo:
 def test_a_worker_batch_unpickled_where_its_collate_is_gone_says_so(monkeypatch):
     import gc
 
-    import mixup_collate.pending as pending_module
-
     collate = MixupCollate(device="cpu", seed=0)
     batch = collate(image_samples(4)[0])
-    monkeypatch.setattr(pending_module, "get_worker_info", lambda: object())
-    data = pickle.dumps(batch)
-    monkeypatch.undo()
+    data = pickled_in_a_worker(batch, monkeypatch)
     del collate, batch
     gc.collect()
     with pytest.raises(RuntimeError, match=r"does not exist.*pickle it in the main process, which finishes it first"):
