@@ -65,12 +65,9 @@ def preset(data_augmentation: str, size: int = 64) -> v2.Transform:
     steps = [v2.RandomHorizontalFlip(0.5)]
     if data_augmentation == "lsj":
         steps = [v2.ScaleJitter((size, size), antialias=True), v2.RandomCrop(size, pad_if_needed=True), *steps]
-    # Boxes a crop leaves empty go, and every per-box field with them (the collate refuses a field whose length is
-    # not the number of boxes: the script's own FixedSizeCrop drops boxes, labels and masks but keeps area and iscrowd).
-    per_box = v2.SanitizeBoundingBoxes(
-        labels_getter=lambda inputs: tuple(inputs[1][k] for k in ("labels", "area", "iscrowd"))
-    )
-    return v2.Compose([*steps, v2.ToDtype(torch.float, scale=True), per_box, v2.ToPureTensor()])
+    # As the script's FixedSizeCrop: boxes a crop leaves empty go with their labels and masks, while area and
+    # iscrowd stay whole (one entry per box before the crop), which the patch's box_target_keys leaves out.
+    return v2.Compose([*steps, v2.ToDtype(torch.float, scale=True), v2.SanitizeBoundingBoxes(), v2.ToPureTensor()])
 
 
 def collate_fn(batch):
@@ -99,8 +96,9 @@ def main(args: argparse.Namespace) -> dict:
             raise RuntimeError("Box mixing (mixup-collate) needs one image size per batch: use --data-augmentation lsj")
         from mixup_collate import MixupCollate
 
+        keys = ("boxes", "labels", "masks", "image_id")  # lsj's crop keeps area and iscrowd whole: left out
         train_collate_fn = MixupCollate(
-            args.mixup_alpha, cutmix_alpha=args.cutmix_alpha, box_targets=True, device=device
+            args.mixup_alpha, cutmix_alpha=args.cutmix_alpha, box_targets=True, box_target_keys=keys, device=device
         )
 
     data_loader = DataLoader(

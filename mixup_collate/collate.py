@@ -67,6 +67,8 @@ class MixupCollate:
         box_targets: each target is a detection dict (``boxes``, ``labels``, optional ``masks``); the batch is
             ``(x, targets)`` with per-box ``weights`` (see :func:`~mixup_collate.detection.mix_box_targets`).
         box_min_visibility: the share of a box's area a CutMix sample must still show for the box to stay.
+        box_target_keys: the keys each detection target keeps (as torchvision's ``target_keys``), the others
+            dropped before any check; ``None`` keeps every key. Must include ``"boxes"`` and ``"labels"``.
         num_classes: the number of classes, for ``soft_targets``.
         label_smoothing: smoothing of the soft targets (the 4-tuple form leaves it to the loss).
         off_epoch: from this epoch on (see :meth:`set_epoch`) nothing is mixed.
@@ -116,6 +118,7 @@ class MixupCollate:
         dense_targets: bool = False,
         box_targets: bool = False,
         box_min_visibility: float = 0.1,
+        box_target_keys: Sequence[str] | None = None,
         num_classes: int | None = None,
         label_smoothing: float = 0.0,
         off_epoch: int | None = None,
@@ -228,9 +231,10 @@ class MixupCollate:
         pinned = not in_worker and self.device.type == "cuda"
         s = self.settings
         s.fix_structure()
+        boxes = s.box_targets and (s.box_target_keys or True)
         stacked = stack_samples(
             samples, input_key=s.input_key, target_key=s.target_key, shared=in_worker, pinned=pinned,
-            dense=s.dense_targets, boxes=s.box_targets, measure_range=s.mean is not None, keep=s.extras,
+            dense=s.dense_targets, boxes=boxes, measure_range=s.mean is not None, keep=s.extras,
         )  # fmt: skip
         return PendingBatch(self, stacked, 2 if s.soft_targets or s.box_targets else 4)
 

@@ -2,7 +2,8 @@
 
 A detection target is a dict in torchvision's form: ``"boxes"`` ``(N, 4)`` (XYXY pixels, or a
 ``tv_tensors.BoundingBoxes`` in any axis-aligned format), ``"labels"`` ``(N,)``, optional ``"masks"``
-``(N, H, W)``, other per-box fields (first dimension ``N``) and per-image fields (anything else).
+``(N, H, W)``, other per-box fields (``"area"``, ``"iscrowd"``, ``"keypoints"`` by name, and any entry whose first
+dimension is ``N``) and per-image fields (anything else).
 :func:`pack_targets` packs a batch of them into one tensor per field plus the per-sample counts;
 :func:`mix_box_targets` gives each sample the boxes its mixed image shows (see its docstring). The box
 arithmetic runs on the host, where the counts are known, so nothing waits for the device; masks are cut
@@ -25,6 +26,8 @@ from .params import BLENDED, CUT
 
 __all__ = ["PackedTargets", "mix_box_targets", "pack_targets"]
 
+# torchvision's per-box target keys: one per box whatever their length, so a stale one is an error, not an image field.
+_PER_BOX = ("labels", "masks", "area", "iscrowd", "keypoints")
 _SIZE_HINT = "box mixing needs one image size per batch (a fixed-size resize or crop in the dataset's transform)"
 
 
@@ -80,9 +83,20 @@ def _xyxy(boxes: Any, index: int) -> Tensor:
     return b
 
 
-def _split_target(target: Any, index: int) -> tuple[Tensor, dict[str, Tensor], dict[str, Any], bool]:
+def _stale(index: int, name: str, shape: Sequence[int], n: int) -> str:
+    return (
+        f"sample {index}'s target {name!r} has shape {tuple(shape)}, but it has {n} boxes: a per-box field needs "
+        f"({n}, ...) (a transform that drops boxes must drop their {name!r} too, or leave it out with box_target_keys)"
+    )
+
+
+def _split_target(
+    target: Any, index: int, keys: Sequence[str] | None
+) -> tuple[Tensor, dict[str, Tensor], dict[str, Any], bool]:
     if not isinstance(target, Mapping):
         raise ValueError(f"sample {index}'s target is a {type(target).__name__}; box_targets=True needs a dict")
+    if keys is not None:
+        target = {k: v for k, v in target.items() if k in keys}
     missing = [k for k in ("boxes", "labels") if k not in target]
     if missing:
         raise ValueError(f"sample {index}'s target has no {missing[0]!r} (its keys: {sorted(map(str, target))})")
@@ -93,13 +107,10 @@ def _split_target(target: Any, index: int) -> tuple[Tensor, dict[str, Tensor], d
         if name == "boxes":
             continue
         shaped = isinstance(value, (Tensor, np.ndarray)) and value.ndim >= 1
-        if name in ("labels", "masks") or (shaped and value.shape[0] == n):
+        if name in _PER_BOX or (shaped and value.shape[0] == n):
             tensor = _as_tensor(value, index, name)
             if tensor.ndim == 0 or tensor.shape[0] != n:
-                raise ValueError(
-                    f"sample {index}'s target {name!r} has shape {tuple(tensor.shape)}, but it has {n} boxes: "
-                    f"a per-box field needs ({n}, ...)"
-                )
+                raise ValueError(_stale(index, name, tensor.shape, n))
             per_box[name] = tensor
         else:
             per_image[name] = value
@@ -108,18 +119,18 @@ def _split_target(target: Any, index: int) -> tuple[Tensor, dict[str, Tensor], d
     return boxes, per_box, per_image, type(target["boxes"]).__name__ == "BoundingBoxes"
 
 
-def pack_targets(targets: Sequence[Any], size: tuple[int, int]) -> PackedTargets:
-    """Pack ``B`` detection targets (one image size ``(H, W)``), checking each, naming the sample and the field."""
-    split = [_split_target(t, i) for i, t in enumerate(targets)]
+def pack_targets(targets: Sequence[Any], size: tuple[int, int], keys: Sequence[str] | None = None) -> PackedTargets:
+    """Pack ``B`` detection targets (one image size ``(H, W)``), checking each, naming the sample and the field.
+
+    ``keys``: keep only these keys of each target (``None``: all).
+    """
+    split = [_split_target(t, i, keys) for i, t in enumerate(targets)]
     names = list(split[0][1])
     for i, (boxes, per_box, per_image, _) in enumerate(split):
         for name in names:
             value = per_image.get(name)
             if name not in per_box and isinstance(value, (Tensor, np.ndarray)):  # sample 0's per-box field
-                raise ValueError(
-                    f"sample {i}'s target {name!r} has shape {tuple(value.shape)}, but it has {len(boxes)} boxes: "
-                    f"a per-box field needs ({len(boxes)}, ...)"
-                )
+                raise ValueError(_stale(i, name, value.shape, len(boxes)))
         if list(per_box) != names:
             raise ValueError(f"sample {i}'s per-box fields are {list(per_box)} but sample 0's are {names}")
         masks = per_box.get("masks")

@@ -129,6 +129,18 @@ def _extras(value: object, name: str) -> bool | tuple[Hashable, ...]:
     raise ValueError(f"{name} must be True, False or a list of the fields to keep, got {name}={value!r}")
 
 
+def _target_keys(value: object, name: str) -> tuple[str, ...] | None:
+    """``None`` (every key) or the detection-target keys to keep, which must include ``boxes`` and ``labels``."""
+    if value is None:
+        return None
+    if isinstance(value, (list, tuple, set, frozenset)) and all(isinstance(v, str) for v in value):
+        missing = [k for k in ("boxes", "labels") if k not in value]
+        if not missing:
+            return tuple(value)
+        raise ValueError(f"{name} must include 'boxes' and 'labels', got {name}={value!r} (no {missing[0]!r})")
+    raise ValueError(f"{name} must be None or a list of a detection target's keys, got {name}={value!r}")
+
+
 def _key(value: object, name: str) -> Hashable:
     if value is None or not isinstance(value, Hashable):
         raise ValueError(f"{name} must be a dict key (a str, usually), got {name}={value!r}")
@@ -146,6 +158,7 @@ _SPEC: dict[str, tuple[Any, Callable[[object, str], Any]]] = {
     "dense_targets": (False, _flag),
     "box_targets": (False, _flag),
     "box_min_visibility": (0.1, _probability),
+    "box_target_keys": (None, _target_keys),
     "num_classes": (None, lambda v, n: _count_or_none(v, n, least=1)),
     "label_smoothing": (0.0, check_smoothing),
     "off_epoch": (None, lambda v, n: _count_or_none(v, n, least=0)),
@@ -168,7 +181,7 @@ _SPEC: dict[str, tuple[Any, Callable[[object, str], Any]]] = {
 KNOBS = tuple(_SPEC)
 # What a batch's structure and its stacking depend on: fixed once the collate has made its first batch, since
 # a pending batch's len() comes from them and DataLoader workers (persistent ones too) keep their own copy.
-STRUCTURAL = ("soft_targets", "dense_targets", "box_targets", "input_key", "target_key", "extras")
+STRUCTURAL = ("soft_targets", "dense_targets", "box_targets", "box_target_keys", "input_key", "target_key", "extras")
 
 
 # Names other libraries give these settings (timm's Mixup), pointed to ours.
@@ -281,6 +294,8 @@ class Settings:
                     f"box_targets=True mixes detection targets (lists of boxes per image) and cannot be combined with "
                     f"{clash[0]}{'' if '=' in clash[0] else '=True'}: drop one of the two"
                 )
+        if self.box_target_keys is not None and not self.box_targets:
+            raise ValueError("box_target_keys chooses the keys of detection targets: it needs box_targets=True")
         if self.soft_targets and self.num_classes is None:
             raise ValueError("soft_targets=True needs num_classes, a positive int, got num_classes=None")
         if self.label_smoothing and not self.soft_targets:

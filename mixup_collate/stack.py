@@ -402,7 +402,7 @@ def stack_samples(
     shared: bool = False,
     pinned: bool = False,
     dense: bool = False,
-    boxes: bool = False,
+    boxes: bool | tuple[str, ...] = False,
     measure_range: bool = False,
     keep: bool | tuple[Any, ...] = True,
 ) -> Stacked:
@@ -423,7 +423,8 @@ def stack_samples(
     bytes), or float ``(H, W)`` / ``(K, H, W)`` maps; stacked into ``(B, [K,] H, W)``.
 
     ``boxes``: each target is a detection dict (``boxes``, ``labels``, ...), packed by
-    :func:`~mixup_collate.detection.pack_targets` (one tensor per per-box field and the per-sample counts).
+    :func:`~mixup_collate.detection.pack_targets` (one tensor per per-box field and the per-sample counts);
+    a tuple of keys keeps only those keys of each target.
 
     ``keep``: the other fields to keep in ``extras``: all (``True``), none (``False``) or those named.
 
@@ -445,7 +446,7 @@ def stack_samples(
         if boxes:
             if x.ndim < 3:
                 raise ValueError(f"box_targets=True needs images (..., H, W), got samples {tuple(x.shape[1:])}")
-            y = pack_targets(targets, tuple(x.shape[-2:]))
+            y = pack_targets(targets, tuple(x.shape[-2:]), keys=None if boxes is True else boxes)
         elif dense:
             if x.ndim < 3:
                 raise ValueError(

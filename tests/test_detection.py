@@ -195,6 +195,25 @@ class TestErrors:
         with pytest.raises(ValueError, match=message):
             MixupCollate(box_targets=True, device="cpu")(samples)
 
+    @pytest.mark.parametrize("name", ["area", "iscrowd", "keypoints", "masks"])
+    def test_torchvisions_per_box_keys_of_another_length_are_refused_in_every_sample(self, name):
+        # A crop that drops boxes but keeps these (the detection reference's lsj crop keeps area and iscrowd) makes
+        # every sample's field stale: by name they are per-box, never per-image, so the collate says so.
+        samples = detection_samples(counts=[2] * 4)
+        for _, target in samples:
+            target[name] = {"masks": torch.zeros(3, H, W), "keypoints": torch.zeros(3, 17, 3)}.get(name, torch.zeros(3))
+        with pytest.raises(ValueError, match=rf"sample 0's target {name!r} has shape \(3,.*2 boxes.*box_target_keys"):
+            MixupCollate(box_targets=True, device="cpu")(samples)
+
+    def test_box_target_keys_keeps_only_the_keys_named(self):
+        samples = detection_samples(counts=[2, 0, 3, 1])
+        for _, target in samples:
+            target["area"] = torch.zeros(len(target["boxes"]) + 1)  # stale after a crop that dropped a box
+        collate = MixupCollate(box_targets=True, box_target_keys=("boxes", "labels", "image_id"), device="cpu", seed=1)
+        batch = finished(collate, samples)
+        assert all(set(t) == {"boxes", "labels", "weights", "image_id"} for t in batch.targets)
+        assert [t["image_id"] for t in batch.targets] == [0, 1, 2, 3]
+
     def test_images_of_different_sizes_name_the_sample_both_sizes_and_the_fix(self):
         samples = detection_samples(counts=[1] * 4)
         samples[3] = (torch.zeros(3, H + 2, W, dtype=torch.uint8), samples[3][1])

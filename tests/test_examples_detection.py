@@ -30,7 +30,7 @@ def test_the_generated_boxes_frame_their_shapes_exactly():
             assert inside.max() > image.float().mean(0).median(), "the shape is brighter than the background"
 
 
-PATCH, PATCH_CHANGED_LINES = "torchvision_detection.diff", 10
+PATCH, PATCH_CHANGED_LINES = "torchvision_detection.diff", 11
 
 
 def recipe(*argv):
@@ -66,6 +66,17 @@ class TestTorchvisionDetectionPatch:
         result = recipe("--data-augmentation", "lsj", "--mixup-alpha", "1.5", "--cutmix-alpha", "1.0")
         assert result["collate_fn"].box_targets and len(result["losses"]) == 2
 
+    def test_the_lsj_crop_leaves_area_and_iscrowd_stale_as_the_scripts_does_which_box_target_keys_leaves_out(self):
+        from mixup_collate import MixupCollate
+
+        module = load_example("torchvision_detection_recipe")
+        dataset = module.CocoLike(16, module.preset("lsj"))
+        samples = [dataset[i] for i in range(len(dataset))]
+        stale = [i for i, (_, t) in enumerate(samples) if len(t["area"]) != len(t["boxes"])]
+        assert stale, "the miniature's crop drops boxes, as the script's does"
+        with pytest.raises(ValueError, match=f"sample {stale[0]}'s target 'area'.*box_target_keys"):
+            MixupCollate(1.0, box_targets=True, device="cpu")(samples)
+
     def test_another_policy_is_refused_with_one_clear_line(self):
         with pytest.raises(RuntimeError, match="needs one image size per batch: use --data-augmentation lsj"):
             recipe("--mixup-alpha", "1.5")
@@ -78,4 +89,6 @@ class TestTorchvisionDetectionPatch:
 
         page = (EXAMPLES.parent / "docs" / "detection.md").read_text()
         assert f"```diff\n{(EXAMPLES / PATCH).read_text()}```" in page
-        assert f"`examples/{PATCH}`, {PATCH_CHANGED_LINES} lines: +10 -0" in page
+        lines = (EXAMPLES / PATCH).read_text().splitlines()[2:]
+        added, removed = (sum(line.startswith(c) for line in lines) for c in "+-")
+        assert f"`examples/{PATCH}`, {PATCH_CHANGED_LINES} lines: +{added} -{removed}" in page

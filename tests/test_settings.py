@@ -30,6 +30,7 @@ BAD_VALUES = [
     ("dense_targets", 1, "dense_targets must be True or False"),
     ("box_targets", "yes", "box_targets must be True or False"),
     ("box_min_visibility", 1.2, r"box_min_visibility must be a number in \[0, 1\]"),
+    ("box_target_keys", ("boxes", "masks"), "box_target_keys must include 'boxes' and 'labels'.*no 'labels'"),
     ("correct_lam", None, "correct_lam must be True or False"),
     ("num_classes", 2.5, "num_classes must be a positive int"),
     ("label_smoothing", 1.5, r"label_smoothing must be a number in \[0, 1\]"),
@@ -109,6 +110,10 @@ class TestCombinationsAreCheckedTogether:
     def test_correct_lam_false_needs_a_drawn_lam(self, kwargs, message):
         with pytest.raises(ValueError, match=message):
             MixupCollate(correct_lam=False, **kwargs)
+
+    def test_box_target_keys_needs_box_targets(self):
+        with pytest.raises(ValueError, match="box_target_keys .* needs box_targets=True"):
+            MixupCollate(box_target_keys=("boxes", "labels"))
 
     def test_an_evaluation_collate_needs_no_mixing_settings(self):
         samples, xs = image_samples(4)
