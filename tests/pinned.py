@@ -1,15 +1,19 @@
-"""Batches pinned from an earlier version of the library: the configurations, and how one batch is made.
+"""Batches pinned from earlier versions of the library: the configurations, and how one batch is made.
 
-``python tests/pinned.py`` records them into ``tests/data/pinned.pt`` (recorded from commit a56b29a, before the
-core's refactor); ``test_pinned.py`` checks that the same seed and settings still give those partners, weights,
-boxes and targets bit for bit, and those pixels up to float32 rounding.
+``python tests/pinned.py`` records ``CONFIGS`` into ``tests/data/pinned.pt`` (recorded from commit a56b29a, before
+the core's refactor); ``python tests/pinned.py --shapes`` records ``SHAPED`` (samples of other ranks: clips,
+spectrograms, waveforms, cut over their last two dimensions) into ``tests/data/pinned_shapes.pt`` (recorded from
+commit 29de3a8, before CutMix regions spanned other dimensions). ``test_pinned.py`` checks that the same seed and
+settings still give those partners, weights, boxes and targets bit for bit, and those pixels up to float32 rounding.
 """
 
+import sys
 from pathlib import Path
 
 import torch
 
 PINNED = Path(__file__).parent / "data" / "pinned.pt"
+PINNED_SHAPES = Path(__file__).parent / "data" / "pinned_shapes.pt"
 B, SHAPE = 8, (3, 12, 10)
 
 CONFIGS = {
@@ -31,18 +35,30 @@ CONFIGS = {
     "disabled": dict(alpha=0.4, enabled=False),
 }
 
+SHAPED = {
+    "clip_cutmix": dict(alpha=0, cutmix_alpha=1.0, shape=(4, 3, 12, 10)),
+    "clip_switch_uint8": dict(alpha=0.8, cutmix_alpha=1.0, prob=0.8, shape=(4, 3, 11, 9), uint8=True),
+    "clip_minmax_batchwise": dict(alpha=0, cutmix_minmax=(0.3, 0.7), per_sample=False, shape=(3, 2, 9, 7)),
+    "clip_dense_masks": dict(alpha=0.8, cutmix_alpha=1.0, dense_targets=True, dense="mask", shape=(4, 3, 12, 10)),
+    "spectrogram_switch": dict(alpha=0.8, cutmix_alpha=1.0, switch_prob=0.7, shape=(1, 16, 25)),
+    "spectrogram_soft": dict(alpha=0.4, cutmix_alpha=1.0, soft_targets=True, num_classes=5, shape=(2, 13, 20)),
+    "waveform_cutmix_uncorrected": dict(alpha=0, cutmix_alpha=0.5, correct_lam=False, shape=(2, 51)),
+}
+ALL = {**CONFIGS, **SHAPED}
+
 
 def samples(config):
     """The batch's samples: images (float32 or uint8) with class, float, mask or map targets."""
     g = torch.Generator().manual_seed(1234)
+    shape = config.get("shape", SHAPE)
     if config.get("uint8"):
-        xs = torch.randint(0, 256, (B, *SHAPE), dtype=torch.uint8, generator=g)
+        xs = torch.randint(0, 256, (B, *shape), dtype=torch.uint8, generator=g)
     else:
-        xs = torch.rand((B, *SHAPE), generator=g)
+        xs = torch.rand((B, *shape), generator=g)
     if config.get("dense") == "mask":
-        ys = torch.randint(0, 4, (B, *SHAPE[1:]), dtype=torch.uint8, generator=g)
+        ys = torch.randint(0, 4, (B, *shape[-2:]), dtype=torch.uint8, generator=g)
     elif config.get("dense") == "map":
-        ys = torch.rand((B, 2, *SHAPE[1:]), generator=g)
+        ys = torch.rand((B, 2, *shape[-2:]), generator=g)
     elif config.get("float_targets"):
         ys = torch.rand((B, 5), generator=g)
     else:
@@ -52,13 +68,13 @@ def samples(config):
 
 def batches(name, collate_type, count=3, device="cpu"):
     """``count`` successive batches of one configuration (mixed on ``device``), as dicts of CPU tensors."""
-    config = dict(CONFIGS[name])
-    for key in ("uint8", "dense", "float_targets"):
+    config = dict(ALL[name])
+    for key in ("uint8", "dense", "float_targets", "shape"):
         config.pop(key, None)
     collate = collate_type(**config, device=device, seed=7)
     out = []
     for _ in range(count):
-        batch = collate(samples(CONFIGS[name])).finish()
+        batch = collate(samples(ALL[name])).finish()
         fields = dict(zip(batch._fields, batch))
         fields["perm"] = batch.perm
         if "lam" not in fields:
@@ -70,7 +86,7 @@ def batches(name, collate_type, count=3, device="cpu"):
 def draw_args(name):
     """The keyword arguments of ``draw_params`` for a configuration (those it has)."""
     names = ("alpha", "cutmix_alpha", "cutmix_minmax", "switch_prob", "prob", "fold", "per_sample", "cycle")
-    return {k: v for k, v in CONFIGS[name].items() if k in (*names, "correct_lam")}
+    return {k: v for k, v in ALL[name].items() if k in (*names, "correct_lam")}
 
 
 if __name__ == "__main__":
@@ -81,6 +97,18 @@ if __name__ == "__main__":
         drawn = draw_params(B, SHAPE, **draw_args(name), generator=torch.Generator().manual_seed(11))
         return {"perm": drawn.perm, "lam": drawn.lam, "rows": drawn.rows, "boxes": drawn.boxes}
 
+    if sys.argv[1:] == ["--shapes"]:
+
+        def drawn(name):
+            shape = SHAPED[name]["shape"]
+            params = draw_params(B, shape, **draw_args(name), generator=torch.Generator().manual_seed(11))
+            return {"perm": params.perm, "lam": params.lam, "mode": params.mode, "boxes": params.boxes}
+
+        torch.save(
+            {name: {"batches": batches(name, MixupCollate), "params": drawn(name)} for name in SHAPED}, PINNED_SHAPES
+        )
+        print(f"wrote {PINNED_SHAPES}")
+        sys.exit()
     PINNED.parent.mkdir(exist_ok=True)
     record = {
         name: {"batches": batches(name, MixupCollate), "params": params(name)} for name in CONFIGS if name != "disabled"

@@ -1,18 +1,21 @@
-"""Batches pinned from before the core's refactor: the same seed and settings give the same batches.
+"""Batches pinned from earlier versions: the same seed and settings give the same batches.
 
 Partners, weights, per-sample modes, boxes and targets bit for bit; pixels up to float32 rounding.
-The record is ``tests/data/pinned.pt`` (``python tests/pinned.py`` on the version it pins).
+The records are ``tests/data/pinned.pt`` and ``tests/data/pinned_shapes.pt`` (``python tests/pinned.py [--shapes]``
+on the version each pins): images, and clips, spectrograms and waveforms cut over their last two dimensions,
+which the default ``cutmix_dims=(-2, -1)`` keeps doing.
 """
 
 import pytest
 import torch
-from pinned import CONFIGS, PINNED, SHAPE, B, batches, draw_args
+from pinned import CONFIGS, PINNED, PINNED_SHAPES, SHAPE, SHAPED, B, batches, draw_args
 from support import CUDA
 
 from mixup_collate import MixupCollate
 from mixup_collate.params import BLENDED, CUT, UNMIXED, draw_params
 
 RECORD = torch.load(PINNED, weights_only=True)
+RECORD_SHAPES = torch.load(PINNED_SHAPES, weights_only=True)
 
 
 def assert_same_batches(got, expected, tolerance):
@@ -30,9 +33,24 @@ def test_the_batches_are_the_recorded_ones(name):
     assert_same_batches(batches(name, MixupCollate), RECORD[name]["batches"], 2**-22)
 
 
+@pytest.mark.parametrize("name", list(SHAPED))
+def test_samples_of_other_ranks_give_the_recorded_batches(name):
+    assert_same_batches(batches(name, MixupCollate), RECORD_SHAPES[name]["batches"], 2**-22)
+
+
+@pytest.mark.parametrize("name", list(SHAPED))
+def test_samples_of_other_ranks_get_the_recorded_draws(name):
+    recorded = RECORD_SHAPES[name]["params"]
+    drawn = draw_params(B, SHAPED[name]["shape"], **draw_args(name), generator=torch.Generator().manual_seed(11))
+    for field in ("perm", "lam", "mode"):
+        assert torch.equal(getattr(drawn, field), recorded[field]), field
+    assert (drawn.boxes is None) == (recorded["boxes"] is None)
+    assert drawn.boxes is None or torch.equal(drawn.boxes, recorded["boxes"])
+
+
 @CUDA
 @pytest.mark.cuda
-@pytest.mark.parametrize("name", list(CONFIGS))
+@pytest.mark.parametrize("name", list(CONFIGS) + list(SHAPED))
 def test_on_cuda_every_configuration_gives_the_cpus_batches(name):
     """The device paths (mask pastes, per-pixel lam, targets) against the CPU's, configuration by configuration."""
     assert_same_batches(batches(name, MixupCollate, device="cuda"), batches(name, MixupCollate), 1e-6)
