@@ -1,11 +1,15 @@
-"""CutMix geometry: one axis-aligned box per sample, pasted from its partner.
+"""CutMix geometry: one axis-aligned box per sample over ``k`` of its dimensions, pasted from its partner.
 
-A box is four int64 edges ``(top, bottom, left, right)``: rows ``top <= r < bottom`` and columns
-``left <= c < right`` of the last two dimensions ``(H, W)`` of a sample. Pure tensor functions with
-injectable randomness; boxes are drawn on the CPU without host synchronisation.
+A box is ``2k`` int64 edges ``(start_1, stop_1, ..., start_k, stop_k)``, one ``start <= index < stop`` range
+per dimension it spans: over a sample's last two dimensions ``(H, W)`` (the default) that is
+``(top, bottom, left, right)``; over a clip's ``(T, H, W)`` a block of frames and pixels; over a
+spectrogram's time axis a segment. It covers every index of the dimensions it does not span. Pure tensor
+functions with injectable randomness; boxes are drawn on the CPU without host synchronisation.
 """
 
 from __future__ import annotations
+
+from collections.abc import Sequence
 
 import numpy as np
 import torch
@@ -14,63 +18,81 @@ from torch import Tensor
 __all__ = ["box_masks", "kept_fraction", "paste", "sample_boxes"]
 
 
+def _side_ratio(share: np.ndarray, k: int) -> np.ndarray:
+    """``share ** (1 / k)``: the side ratio of a ``k``-dimensional box covering ``share`` of the sample."""
+    if k == 2:
+        return np.sqrt(share)  # the 2-D box's own formula, bit for bit
+    return share if k == 1 else np.power(share, 1.0 / k)
+
+
 def sample_boxes(
     lam: Tensor,
-    height: int,
-    width: int,
-    *,
+    *sizes: int,
     minmax: tuple[float, float] | None = None,
     generator: torch.Generator | None = None,
 ) -> Tensor:
-    """One box per sample, int64 ``(n, 4)`` as ``(top, bottom, left, right)``, inside the ``height x width`` image.
+    """One box per sample over dimensions of ``sizes`` ``(s_1, ..., s_k)``: int64 ``(n, 2k)`` edges, inside them.
 
-    Without ``minmax``, sample ``i``'s box covers the fraction ``1 - lam[i]`` of the image: sides
-    ``floor(H * sqrt(1 - lam))`` and ``floor(W * sqrt(1 - lam))`` (never more than that fraction),
-    centred on a uniformly random pixel and clipped at the image border, so the box may come out smaller.
-    With ``minmax=(lo, hi)`` the side ratios are drawn uniformly from ``[lo, hi]`` instead (``lam`` is
-    then unused) and the box is placed uniformly inside the image. Either way :func:`kept_fraction`
-    gives the exact share of the image a sample keeps.
+    Without ``minmax``, sample ``i``'s box covers the share ``1 - lam[i]`` of the sample: side ``d`` is
+    ``floor(s_d * (1 - lam) ** (1 / k))`` (the last side one shorter where rounding would exceed the
+    share), centred on a uniformly random index in each dimension and clipped at the borders, so the
+    box may come out smaller. With ``minmax=(lo, hi)`` the side ratios are drawn uniformly from
+    ``[lo, hi]`` instead (``lam`` is then unused) and the box is placed uniformly inside the sample.
+    Either way :func:`kept_fraction` gives the exact share a sample keeps. ``sample_boxes(lam, H, W)``
+    gives ``(top, bottom, left, right)`` boxes.
     """
+    if not sizes or any(s < 1 for s in sizes):
+        raise ValueError(f"a box needs one or more non-empty dimensions, got sizes {sizes}")
     lam = lam.to(device="cpu", dtype=torch.float64).numpy()
-    n = lam.shape[0]
+    n, k = lam.shape[0], len(sizes)
     # The random numbers come from torch's generator; the arithmetic on them is numpy's (the same IEEE float64
     # operations, without a tensor's per-operation cost on a handful of numbers).
     if minmax is None:
-        ratio = np.sqrt(np.maximum(1 - lam, 0))
-        h, w = np.floor(height * ratio).astype(np.int64), np.floor(width * ratio).astype(np.int64)
-        # Rounding must never let a box exceed its share (folded lam keeps at least half the image).
-        w = np.where(h * w > (1 - lam) * (height * width), np.maximum(w - 1, 0), w)
-        cy = torch.randint(0, height, (n,), generator=generator).numpy()
-        cx = torch.randint(0, width, (n,), generator=generator).numpy()
-        top, left = cy - h // 2, cx - w // 2
+        share = np.maximum(1 - lam, 0)
+        ratio = _side_ratio(share, k)
+        sides = [np.floor(size * ratio).astype(np.int64) for size in sizes]
+        # Rounding must never let a box exceed its share (folded lam keeps at least half the sample).
+        volume = np.prod(sides, axis=0) if k > 1 else sides[0]
+        sides[-1] = np.where(volume > share * np.prod(sizes, dtype=np.float64), np.maximum(sides[-1] - 1, 0), sides[-1])
+        starts = [
+            torch.randint(0, size, (n,), generator=generator).numpy() - side // 2 for size, side in zip(sizes, sides)
+        ]
     else:
         lo, hi = minmax
-        ratios = torch.empty((2, n), dtype=torch.float64).uniform_(lo, hi, generator=generator).numpy()
-        h = np.clip(np.floor(height * ratios[0]).astype(np.int64), 0, height)
-        w = np.clip(np.floor(width * ratios[1]).astype(np.int64), 0, width)
-        top = np.floor(torch.rand(n, dtype=torch.float64, generator=generator).numpy() * (height - h + 1))
-        left = np.floor(torch.rand(n, dtype=torch.float64, generator=generator).numpy() * (width - w + 1))
-        top, left = top.astype(np.int64), left.astype(np.int64)
-    edges = np.stack((top, top + h, left, left + w), axis=1)
-    return torch.from_numpy(np.minimum(np.maximum(edges, 0), [height, height, width, width]))
+        ratios = torch.empty((k, n), dtype=torch.float64).uniform_(lo, hi, generator=generator).numpy()
+        sides = [np.clip(np.floor(size * r).astype(np.int64), 0, size) for size, r in zip(sizes, ratios)]
+        starts = [
+            np.floor(torch.rand(n, dtype=torch.float64, generator=generator).numpy() * (size - side + 1)).astype(
+                np.int64
+            )
+            for size, side in zip(sizes, sides)
+        ]
+    edges = np.stack([e for start, side in zip(starts, sides) for e in (start, start + side)], axis=1)
+    return torch.from_numpy(np.minimum(np.maximum(edges, 0), np.repeat(sizes, 2)))
 
 
-def kept_fraction(boxes: Tensor, height: int, width: int) -> Tensor:
-    """The share of the image outside each box, float32 ``(n,)``: the ``lam`` of a CutMix sample."""
-    edges = boxes.numpy()
-    area = (edges[:, 1] - edges[:, 0]) * (edges[:, 3] - edges[:, 2])
-    total = height * width
-    return torch.from_numpy(((total - area).astype(np.float64) / total).astype(np.float32))
+def _extents(boxes: np.ndarray) -> np.ndarray:
+    """Each box's side lengths, ``(n, k)``."""
+    return boxes[:, 1::2] - boxes[:, 0::2]
 
 
-def box_masks(boxes: Tensor, height: int, width: int, device: torch.device | str | None = None) -> Tensor:
-    """``True`` inside each box: bool ``(n, H, W)``, built on ``device`` from broadcast comparisons."""
+def kept_fraction(boxes: Tensor, *sizes: int) -> Tensor:
+    """The share of the sample outside each box over dimensions of ``sizes``, float32 ``(n,)``: a CutMix ``lam``."""
+    volume = np.prod(_extents(boxes.numpy()), axis=1)
+    total = int(np.prod(sizes))
+    return torch.from_numpy(((total - volume).astype(np.float64) / total).astype(np.float32))
+
+
+def box_masks(boxes: Tensor, *sizes: int, device: torch.device | str | None = None) -> Tensor:
+    """``True`` inside each box: bool ``(n, *sizes)``, built on ``device`` from broadcast comparisons."""
     boxes = boxes.to(device)
-    rows = torch.arange(height, device=boxes.device)
-    cols = torch.arange(width, device=boxes.device)
-    in_rows = (rows >= boxes[:, 0:1]) & (rows < boxes[:, 1:2])
-    in_cols = (cols >= boxes[:, 2:3]) & (cols < boxes[:, 3:4])
-    return in_rows[:, :, None] & in_cols[:, None, :]
+    k, mask = len(sizes), None
+    for d, size in enumerate(sizes):
+        index = torch.arange(size, device=boxes.device)
+        inside = (index >= boxes[:, 2 * d : 2 * d + 1]) & (index < boxes[:, 2 * d + 1 : 2 * d + 2])
+        inside = inside.reshape(len(boxes), *([1] * d), size, *([1] * (k - d - 1)))
+        mask = inside if mask is None else mask & inside
+    return mask
 
 
 # A CPU sample at least this large gets its box copied as one slice (the Python cost per box is then small
@@ -78,16 +100,19 @@ def box_masks(boxes: Tensor, height: int, width: int, device: torch.device | str
 SLICE_MIN_BYTES = 16 * 1024
 
 
-def paste(out: Tensor, source: Tensor | float, boxes: Tensor, perm: Tensor | None = None) -> Tensor:
-    """CutMix's one region primitive: the box of every row of ``out`` ``(B, ..., H, W)`` replaced, in place.
+def paste(
+    out: Tensor, source: Tensor | float, boxes: Tensor, perm: Tensor | None = None, dims: Sequence[int] | None = None
+) -> Tensor:
+    """CutMix's one region primitive: the box of every row of ``out`` ``(B, *S)`` replaced, in place.
 
-    Row ``i``'s box ``boxes[i]`` (``(top, bottom, left, right)`` over the last two dimensions, empty to
-    leave the row alone) gets the same box of ``source[perm[i]]`` (``source[i]`` without ``perm``),
-    converted to ``out``'s dtype, or the number ``source``. Values are copied, never blended: NaN
-    and Inf included, they are exactly one row's or the other's. ``source`` must not be ``out``
-    itself with a ``perm`` (a row could then read a box already pasted). On the CPU large rows are
-    copied box by box, as slices; small rows and accelerators go through one mask for the batch.
-    Returns ``out``.
+    Row ``i``'s box ``boxes[i]`` (``(start, stop)`` pairs over the sample dimensions ``dims``, negative
+    indices into ``S``; by default the last ``k`` for ``2k`` edges: ``(top, bottom, left, right)`` over
+    ``(H, W)``; empty to leave the row alone) gets the same box of ``source[perm[i]]`` (``source[i]``
+    without ``perm``), converted to ``out``'s dtype, or the number ``source``. The box covers every index
+    of the other dimensions. Values are copied, never blended: NaN and Inf included, they are exactly
+    one row's or the other's. ``source`` must not be ``out`` itself with a ``perm`` (a row could then
+    read a box already pasted). On the CPU large rows are copied box by box, as slices; small rows and
+    accelerators go through one mask for the batch. Returns ``out``.
 
     Example::
 
@@ -98,34 +123,50 @@ def paste(out: Tensor, source: Tensor | float, boxes: Tensor, perm: Tensor | Non
                 [0, 0, 0, 0]], dtype=torch.uint8)
     """
     try:
+        k = boxes.shape[1] // 2 if boxes.ndim == 2 else 0
+        dims = tuple(range(-k, 0)) if dims is None else tuple(dims)
+        increasing = all(a < b for a, b in zip(dims, dims[1:]))
+        if boxes.ndim != 2 or boxes.shape[1] != 2 * len(dims) or not dims or not increasing or dims[0] <= -out.ndim:
+            raise ValueError("shapes")
         if out.device.type == "cpu" and out.numel() // max(len(out), 1) * out.element_size() >= SLICE_MIN_BYTES:
-            _paste_slices(out, source, boxes, perm)
+            _paste_slices(out, source, boxes, perm, dims)
             return out
-        mask = box_masks(boxes, out.shape[-2], out.shape[-1], out.device)
-        mask = mask.reshape(out.shape[0], *([1] * (out.ndim - 3)), *mask.shape[1:])
+        mask = box_masks(boxes, *(out.shape[d] for d in dims), device=out.device)
+        view = [out.shape[0]] + [1] * (out.ndim - 1)
+        for d in dims:
+            view[d] = out.shape[d]
+        mask = mask.reshape(view)
         if not isinstance(source, Tensor):
             return out.masked_fill_(mask, source)
         partner = source if perm is None else source.index_select(0, perm.to(source.device))
         return torch.where(mask, partner.to(out.dtype), out, out=out)
     except (IndexError, RuntimeError, ValueError) as error:
         raise ValueError(
-            f"paste needs out (B, ..., H, W), boxes (B, 4) and source rows (perm) for every row of out; got out "
-            f"{tuple(out.shape)}, boxes {tuple(boxes.shape)}"
+            f"paste needs out (B, *S), boxes (B, 2k) over k dims of S and source rows (perm) for every row of out; "
+            f"got out {tuple(out.shape)}, boxes {tuple(boxes.shape)}"
+            + (f", dims {dims}" if dims is not None else "")
             + (f", source {tuple(source.shape)}" if isinstance(source, Tensor) else "")
             + (f", perm {perm.tolist()}" if perm is not None else "")
         ) from error
 
 
-def _paste_slices(out: Tensor, source: Tensor | float, boxes: Tensor, perm: Tensor | None) -> None:
-    if out.ndim < 3 or tuple(boxes.shape) != (out.shape[0], 4):
+def _paste_slices(
+    out: Tensor, source: Tensor | float, boxes: Tensor, perm: Tensor | None, dims: tuple[int, ...]
+) -> None:
+    if tuple(boxes.shape) != (out.shape[0], 2 * len(dims)):
         raise ValueError("shapes")
     order = range(out.shape[0]) if perm is None else perm.tolist()
     if perm is not None and min(order) < 0:
         raise IndexError("a negative partner")
-    for i, (j, (top, bottom, left, right)) in enumerate(zip(order, boxes.tolist())):
-        if bottom > top and right > left:
-            region = out[i, ..., top:bottom, left:right]
+    index: list = [slice(None)] * out.ndim
+    for i, (j, edges) in enumerate(zip(order, boxes.tolist())):
+        if all(stop > start for start, stop in zip(edges[0::2], edges[1::2])):
+            for d, start, stop in zip(dims, edges[0::2], edges[1::2]):
+                index[d] = slice(start, stop)
+            index[0] = i
+            region = out[tuple(index)]
             if isinstance(source, Tensor):
-                region.copy_(source[j, ..., top:bottom, left:right])
+                index[0] = j
+                region.copy_(source[tuple(index)])
             else:
                 region.fill_(source)

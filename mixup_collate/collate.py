@@ -58,6 +58,11 @@ class MixupCollate:
         cutmix_alpha: CutMix's Beta concentration for the box area; 0 (default) turns CutMix off.
         cutmix_minmax: ``(lo, hi)`` bounds of the CutMix box side ratios, drawn uniformly (instead of
             ``cutmix_alpha``); turns CutMix on.
+        cutmix_dims: the sample dimensions a CutMix box spans, negative (counted from the end of a sample's
+            shape) and increasing: ``(-2, -1)`` an image's ``(H, W)`` (shared by every frame of a clip),
+            ``(-4, -2, -1)`` a block of a ``(T, C, H, W)`` clip's frames and pixels, ``(-4,)`` a run of whole
+            frames, ``(-1,)`` a segment of a spectrogram's or waveform's time axis. The box covers every
+            index of the other dimensions, and its volume the share ``1 - lam``.
         switch_prob: with both on, the chance that a sample uses CutMix rather than Mixup.
         prob: the chance that a sample (or, with ``per_sample=False``, the batch) is mixed at all.
         soft_targets: yield ``(x, target)`` with dense mixed targets ``(B, num_classes)`` instead.
@@ -87,6 +92,8 @@ class MixupCollate:
         mean: per-channel means of a normalization applied on the device, in ``[0, 1]`` units for ``uint8``
             images (one value per channel, or one for all).
         std: the normalization's per-channel standard deviations, as ``mean``.
+        channel_dim: the sample dimension ``mean``/``std`` apply along, negative (``-3`` for the ``C`` of a
+            ``(T, C, H, W)`` clip); ``None`` for a sample's first dimension.
         channels_last: return 4-D inputs in ``torch.channels_last`` memory format.
         input_key: the input's field name in dict samples.
         target_key: the target's field name in dict samples.
@@ -112,6 +119,7 @@ class MixupCollate:
         *,
         cutmix_alpha: float = 0.0,
         cutmix_minmax: tuple[float, float] | None = None,
+        cutmix_dims: tuple[int, ...] = (-2, -1),
         switch_prob: float = 0.5,
         prob: float = 1.0,
         soft_targets: bool = False,
@@ -133,6 +141,7 @@ class MixupCollate:
         dtype: torch.dtype | str | None = None,
         mean: Sequence[float] | float | None = None,
         std: Sequence[float] | float | None = None,
+        channel_dim: int | None = None,
         channels_last: bool = False,
         input_key: str = "image",
         target_key: str = "label",
@@ -234,7 +243,7 @@ class MixupCollate:
         boxes = s.box_targets and (s.box_target_keys or True)
         stacked = stack_samples(
             samples, input_key=s.input_key, target_key=s.target_key, shared=in_worker, pinned=pinned,
-            dense=s.dense_targets, boxes=boxes, measure_range=s.mean is not None, keep=s.extras,
+            dense=s.dense_targets, cut_dims=s.cutmix_dims, boxes=boxes, measure_range=s.mean is not None, keep=s.extras,
         )  # fmt: skip
         return PendingBatch(self, stacked, 2 if s.soft_targets or s.box_targets else 4)
 

@@ -163,7 +163,7 @@ class Finisher:
         y = move(stacked.y, device)
         weights = lam  # of y_a: per sample, or per pixel for dense targets
         if s.dense_targets:
-            weights = pixel_lam(lam, params.mode, params.boxes, *x.shape[-2:])
+            weights = pixel_lam(lam, params.mode, params.boxes, *(x.shape[d] for d in s.cutmix_dims))
         else:
             self._warn_if_dense_looking(x, y, s)
         mixes = params.mixes
@@ -177,14 +177,14 @@ class Finisher:
         """The batch's inputs, mixed (or converted) as planned; called last, since nothing after it may fail."""
         plan = plan_inputs(
             x, mixed=params.mixes, stack_x=s.stack_x, dtype=s.dtype, mean=s.mean, std=s.std,
-            channels_last=s.channels_last, overwrite_input=True, constants=self._constants,
+            channels_last=s.channels_last, overwrite_input=True, constants=self._constants, channel_dim=s.channel_dim,
         )  # fmt: skip
         # A mix that overwrites the stacked buffer spends it first, so a batch whose mix fails half-way is
         # refused (SPENT) rather than mixed twice.
         if plan.in_place and x is stacked.x:
             stacked.x = None
         mode = None if params.blends_all else params.mode  # None: every sample blended, the Mixup kernel
-        return mix_inputs(x, plan, perm, lam, mode, params.boxes, self._scratch)
+        return mix_inputs(x, plan, perm, lam, mode, params.boxes, params.dims, self._scratch)
 
     @staticmethod
     def _targets(y: Tensor, perm: Tensor, lam: Tensor, mixes: bool, s: Settings) -> tuple[Tensor, ...]:

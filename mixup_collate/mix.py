@@ -78,12 +78,12 @@ def _check_batch(x: Tensor) -> None:
         raise ValueError(f"expected a batch of shape (B, ...) with B >= 1, got shape {tuple(x.shape)}")
 
 
-def _check_arguments(x: Tensor, perm: Tensor, **given: Tensor | None) -> None:
+def _check_arguments(x: Tensor, perm: Tensor, dims: tuple[int, ...] = (-2, -1), **given: Tensor | None) -> None:
     """The arguments of a public function, checked where they enter: shapes, index dtype, partners in range."""
     _check_batch(x)
     b = x.shape[0]
     for name, t in {"perm": perm, **given}.items():
-        expected = (b, 4) if name == "boxes" else (b,)
+        expected = (b, 2 * len(dims)) if name == "boxes" else (b,)
         if t is not None and tuple(t.shape) != expected:
             raise ValueError(f"{name} must have shape {expected} for a batch of {b}, got {tuple(t.shape)}")
     if perm.dtype not in (torch.int64, torch.int32):
@@ -211,6 +211,7 @@ def mix(
     *,
     mode: Tensor | None = None,
     boxes: Tensor | None = None,
+    dims: Sequence[int] = (-2, -1),
     dtype: torch.dtype | None = None,
     scale: Tensor | float = 1.0,
     shift: Tensor | None = None,
@@ -226,8 +227,10 @@ def mix(
         lam: ``(B,)`` weights of the unshuffled rows.
         mode: ``(B,)`` per row :data:`~mixup_collate.params.UNMIXED` (kept exactly), ``BLENDED`` (the
             formula) or ``CUT`` (its box copied from its partner); ``None`` blends every row (Mixup).
-        boxes: ``(B, 4)`` int64 ``(top, bottom, left, right)`` boxes over the last two dims, used for the
-            ``CUT`` rows only (an empty box leaves the row as it is).
+        boxes: ``(B, 2k)`` int64 boxes, one ``(start, stop)`` pair per dimension of ``dims`` (by default
+            ``(top, bottom, left, right)`` over ``(H, W)``), used for the ``CUT`` rows only (an empty box
+            leaves the row as it is).
+        dims: the ``k`` sample dimensions the boxes span: negative indices into ``S``, increasing.
         dtype: output dtype (floating); ``None`` keeps float inputs' dtype, ``uint8`` becomes float32.
         scale: per-channel factor of the affine map ``x * scale + shift``, broadcastable to ``S`` (e.g.
             ``(C, 1, 1)``), applied to every row.
@@ -249,11 +252,16 @@ def mix(
         tensor([[1.],
                 [2.]])
     """
-    _check_arguments(x, perm, lam=lam, mode=mode, boxes=boxes)
+    dims = tuple(dims)
+    _check_arguments(x, perm, dims, lam=lam, mode=mode, boxes=boxes)
     cut = None if mode is None else mode == CUT
     if cut is not None and bool(cut.any()):
-        if boxes is None or x.ndim < 3:
-            raise ValueError(f"CUT rows need boxes (B, 4) and a batch (B, ..., H, W), got {tuple(x.shape)}")
+        if not dims or any(d >= 0 or d < 1 - x.ndim for d in dims) or any(a >= b for a, b in zip(dims, dims[1:])):
+            raise ValueError(
+                f"dims must be increasing negative indices into a sample's shape {tuple(x.shape[1:])}, got dims={dims}"
+            )
+        if boxes is None:
+            raise ValueError(f"CUT rows need boxes (B, {2 * len(dims)}) over dims {dims}")
         boxes = torch.where(cut[:, None].to(boxes.device), boxes, 0)  # a box counts for a CUT row only
     else:
         boxes = None
@@ -261,7 +269,8 @@ def mix(
         mode = None  # every row blended: the Mixup kernel
     out_dtype = output_dtype(x, dtype)
     out = _private(x, out_dtype, _memory_format(x, channels_last), overwrite_input)
-    return _mix_into(out, out_dtype, None if out is x else x, perm, lam, mode, boxes, scale, shift, scratch)
+    source = None if out is x else x
+    return _mix_into(out, out_dtype, source, perm, lam, mode, boxes, dims, scale, shift, scratch)
 
 
 def _mix_into(
@@ -272,6 +281,7 @@ def _mix_into(
     lam: Tensor,
     mode: Tensor | None,
     boxes: Tensor | None,
+    dims: tuple[int, ...],
     scale: Tensor | float,
     shift: Tensor | None,
     scratch: Scratch | None,
@@ -301,7 +311,7 @@ def _mix_into(
         partner = source.index_select(0, rows if gathered else perm.index_select(0, rows)).to(compute)
         blended = out.index_select(0, rows).mul_(w).addcmul_(partner, 1 - w)
     if boxes is not None:
-        paste(out, source, boxes, None if gathered else perm)
+        paste(out, source, boxes, None if gathered else perm, dims)
     if blended is not None:
         out.index_copy_(0, rows, blended)
     if gathered and scratch is not None:
@@ -382,25 +392,32 @@ def _pair(x: Tensor, perm: Tensor, dtype: torch.dtype | None, scale: Tensor | fl
 
 
 def affine_constants(
-    x: Tensor, mean: Sequence[float] | None, std: Sequence[float] | None, out_dtype: torch.dtype
+    x: Tensor,
+    mean: Sequence[float] | None,
+    std: Sequence[float] | None,
+    out_dtype: torch.dtype,
+    channel_dim: int | None = None,
 ) -> tuple[Tensor | float, Tensor | None]:
     """Per-channel ``(scale, shift)`` of the input conversion ``x * scale + shift``, on ``x``'s device.
 
     Folds ``uint8 -> [0, 1]`` (``1 / 255``) and ``(x - mean) / std`` into one map, computed in float64
-    and rounded once to the computation's dtype (at least float32). Channels are dim 1 of ``x``
-    ``(B, C, ...)``; ``mean``/``std`` give one value per channel or one for all.
+    and rounded once to the computation's dtype (at least float32). Channels are the sample dimension
+    ``channel_dim`` (negative, from the end of a sample's shape; ``None``: the first, dim 1 of ``x``
+    ``(B, C, ...)``); ``mean``/``std`` give one value per channel or one for all.
     """
     unit = 1.0 / 255.0 if x.dtype == torch.uint8 else 1.0
     if mean is None:
         return unit, None
-    channels = x.shape[1] if x.ndim >= 2 else None
+    after = x.ndim - 2 if channel_dim is None else -channel_dim - 1  # the sample dimensions after the channels
+    channels = x.shape[-after - 1] if 0 <= after <= x.ndim - 2 else None
     count = max(len(mean), len(std))
     if count != 1 and channels != count:
         raise ValueError(
             f"mean/std have {count} values but the inputs have shape {tuple(x.shape)} "
-            f"({channels} channels in dim 1); give one value per channel"
+            f"({channels} channels in dim {x.ndim - after - 1}); give one value per channel"
+            + ("" if channel_dim is not None else " (or name the channel dimension with channel_dim)")
         )
-    view = (count,) + (1,) * (x.ndim - 2)
+    view = (count,) + (1,) * max(after, 0)
     compute = torch.promote_types(out_dtype, torch.float32)
     mean_t = torch.tensor(mean, dtype=torch.float64).expand(count).reshape(view)
     std_t = torch.tensor(std, dtype=torch.float64).expand(count).reshape(view)
@@ -438,6 +455,7 @@ def plan_inputs(
     channels_last: bool = False,
     overwrite_input: bool = False,
     constants: dict | None = None,
+    channel_dim: int | None = None,
 ) -> InputPlan:
     """Decide how a batch ``x`` ``(B, *S)`` becomes the model's input: pair, mix or transform, dtype, layout, in place.
 
@@ -452,10 +470,12 @@ def plan_inputs(
         return InputPlan(kind, x.dtype, torch.contiguous_format, 1.0, None, False)
     out_dtype = output_dtype(x, dtype)
     fmt = _memory_format(x, channels_last)
-    key = (x.dtype == torch.uint8, x.ndim, x.shape[1] if x.ndim >= 2 else None, out_dtype, x.device, mean, std)
+    axis = 1 if channel_dim is None else x.ndim + channel_dim
+    channels = x.shape[axis] if 1 <= axis < x.ndim else None
+    key = (x.dtype == torch.uint8, x.ndim, channels, out_dtype, x.device, mean, std, channel_dim)
     constants = {} if constants is None else constants
     if key not in constants:
-        constants[key] = affine_constants(x, mean, std, out_dtype)
+        constants[key] = affine_constants(x, mean, std, out_dtype, channel_dim)
     scale, shift = constants[key]
     in_place = kind != "pair" and overwrite_input and _overwrites(x, out_dtype, fmt)
     return InputPlan(kind, out_dtype, fmt, scale, shift, in_place)
@@ -468,11 +488,13 @@ def mix_inputs(
     lam: Tensor,
     mode: Tensor | None,
     boxes: Tensor | None,
+    dims: tuple[int, ...] = (-2, -1),
     scratch: Scratch | None = None,
 ) -> Tensor:
     """Carry out ``plan`` on ``x`` with the batch's draws (the collate's own, so not checked again).
 
-    ``mode`` is :class:`~mixup_collate.params.MixParams`'s, or ``None`` when every sample is blended.
+    ``mode``, ``boxes`` and ``dims`` are :class:`~mixup_collate.params.MixParams`'s (``mode`` ``None`` when
+    every sample is blended).
     """
     if plan.kind == "pair":
         return _pair(x, perm, plan.dtype, plan.scale, plan.shift)
@@ -481,7 +503,7 @@ def mix_inputs(
         out = _affine_(out, plan.scale, plan.shift)
         return out if out.dtype == plan.dtype else out.to(plan.dtype)
     source = None if plan.in_place else x
-    return _mix_into(out, plan.dtype, source, perm, lam, mode, boxes, plan.scale, plan.shift, scratch)
+    return _mix_into(out, plan.dtype, source, perm, lam, mode, boxes, dims, plan.scale, plan.shift, scratch)
 
 
 def mix_targets(y: Tensor, perm: Tensor, lam: Tensor) -> Tensor:
@@ -493,20 +515,21 @@ def mix_targets(y: Tensor, perm: Tensor, lam: Tensor) -> Tensor:
     return y * w + _gather(y, perm.to(y.device)) * (1 - w)
 
 
-def pixel_lam(lam: Tensor, mode: Tensor, boxes: Tensor | None, height: int, width: int) -> Tensor:
-    """The weight of ``y_a`` at every pixel, float32 ``(B, H, W)``, for dense targets.
+def pixel_lam(lam: Tensor, mode: Tensor, boxes: Tensor | None, *sizes: int) -> Tensor:
+    """The weight of ``y_a`` at every element of the cut dimensions, float32 ``(B, *sizes)``, for dense targets.
 
-    A blended sample weighs ``lam[i]`` everywhere; any other weighs 1 outside its box and 0 inside it
-    (the pixels pasted from the partner, pasted by the same :func:`~mixup_collate.boxes.paste` as the
-    inputs), so ``pixel_lam(...)[i].mean()`` is ``lam[i]``, the share the sample keeps.
+    ``sizes`` are the sizes of the dimensions the boxes span (``(H, W)`` for images). A blended sample
+    weighs ``lam[i]`` everywhere; any other weighs 1 outside its box and 0 inside it (the elements
+    pasted from the partner, pasted by the same :func:`~mixup_collate.boxes.paste` as the inputs), so
+    ``pixel_lam(...)[i].mean()`` is ``lam[i]``, the share the sample keeps.
     """
     own = torch.where(mode.to(lam.device) == BLENDED, lam.to(torch.float32), 1.0)
-    out = own.reshape(-1, 1, 1).expand(own.shape[0], height, width).contiguous()
+    out = own.reshape(-1, *([1] * len(sizes))).expand(own.shape[0], *sizes).contiguous()
     return out if boxes is None else paste(out, 0.0, boxes)
 
 
 def mix_maps(y: Tensor, perm: Tensor, lam: Tensor) -> Tensor:
-    """Per-pixel linear mix of float maps ``(B, [K,] H, W)``: ``lam * y + (1 - lam) * y[perm]``, ``lam`` ``(B, H, W)``.
+    """Per-element linear mix of float maps ``(B, [K,] *D)``: ``lam * y + (1 - lam) * y[perm]``, ``lam`` ``(B, *D)``.
 
     Where ``lam`` is 0 or 1 (a pasted box, an unmixed row) the result is the partner's or the sample's
     own value exactly.

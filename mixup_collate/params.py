@@ -34,14 +34,17 @@ class MixParams:
             image it keeps under CutMix, or 1 when it is not mixed.
         mode: ``(B,)`` uint8, per sample :data:`UNMIXED` (its own input and targets), :data:`BLENDED`
             (Mixup with weight ``lam``) or :data:`CUT` (CutMix: its box is copied from its partner).
-        boxes: ``(B, 4)`` int64 CutMix boxes ``(top, bottom, left, right)`` of the :data:`CUT` samples
-            (empty for the others), or ``None`` when no sample is cut.
+        boxes: ``(B, 2k)`` int64 CutMix boxes of the :data:`CUT` samples (empty for the others), one
+            ``(start, stop)`` pair per dimension in ``dims``, or ``None`` when no sample is cut.
+        dims: the sample dimensions the boxes span, negative: ``(-2, -1)`` makes them
+            ``(top, bottom, left, right)`` over ``(H, W)``.
     """
 
     perm: Tensor
     lam: Tensor
     mode: Tensor
     boxes: Tensor | None = None
+    dims: tuple[int, ...] = (-2, -1)
     # (any sample mixed, every sample blended): what the drawer knows already, else read from mode once.
     summary: tuple[bool, bool] | None = field(default=None, repr=False, compare=False)
 
@@ -79,14 +82,16 @@ def draw_params(
     per_sample: bool = True,
     cycle: bool = False,
     correct_lam: bool = True,
+    cutmix_dims: tuple[int, ...] = (-2, -1),
     generator: torch.Generator | None = None,
 ) -> MixParams:
     """Draw the parameters of one batch; ``alpha=0`` turns Mixup off, ``cutmix_alpha=0`` (and no minmax) CutMix.
 
-    ``sample_shape`` is one sample's shape; CutMix boxes cover its last two dimensions. With
-    ``per_sample=False`` the coins, the weight and the box are drawn once and shared by the batch.
-    A CutMix sample's ``lam`` is the share of its image it keeps; ``correct_lam=False`` gives the
-    drawn weight instead (timm's ``correct_lam=False``), before the box is clipped at the border.
+    ``sample_shape`` is one sample's shape; CutMix boxes span its dimensions ``cutmix_dims`` (negative,
+    increasing; by default the last two). With ``per_sample=False`` the coins, the weight and the box
+    are drawn once and shared by the batch. A CutMix sample's ``lam`` is the share of the sample it
+    keeps; ``correct_lam=False`` gives the drawn weight instead (timm's ``correct_lam=False``), before
+    the box is clipped at the border.
     """
     n, g = batch_size, generator
     use_mixup = alpha > 0
@@ -109,11 +114,11 @@ def draw_params(
     summary = (bool(mixed.any()), bool(blend.all()))
     if not use_cutmix:
         return MixParams(perm, torch.from_numpy(lam), mode, summary=summary)
-    height, width = sample_shape[-2:]
+    sizes = tuple(sample_shape[d] for d in cutmix_dims)
     draws = n if per_sample else 1
     box_lam = torch.ones(draws) if cutmix_minmax else sample_lam(draws, cutmix_alpha, fold=fold, generator=g)
-    drawn = sample_boxes(box_lam, height, width, minmax=cutmix_minmax, generator=g).numpy()
+    drawn = sample_boxes(box_lam, *sizes, minmax=cutmix_minmax, generator=g).numpy()
     boxes = torch.from_numpy(np.where(cut[:, None], drawn, 0))
-    kept = kept_fraction(boxes, height, width).numpy() if correct_lam else box_lam.numpy()
+    kept = kept_fraction(boxes, *sizes).numpy() if correct_lam else box_lam.numpy()
     lam = torch.from_numpy(np.where(cut, kept, lam))
-    return MixParams(perm, lam, mode, boxes if cut.any() else None, summary)
+    return MixParams(perm, lam, mode, boxes if cut.any() else None, tuple(cutmix_dims), summary)

@@ -141,6 +141,31 @@ def _target_keys(value: object, name: str) -> tuple[str, ...] | None:
     raise ValueError(f"{name} must be None or a list of a detection target's keys, got {name}={value!r}")
 
 
+def _is_int(value: object) -> bool:
+    return isinstance(value, Integral) and not isinstance(value, (bool, np.bool_))
+
+
+def _sample_dims(value: object, name: str) -> tuple[int, ...]:
+    """Sample dimensions as increasing negative indices, counted from the end of a sample's shape."""
+    items = tuple(value) if isinstance(value, (tuple, list)) else None
+    if items and all(_is_int(d) and d < 0 for d in items) and all(a < b for a, b in zip(items, items[1:])):
+        return tuple(int(d) for d in items)
+    raise ValueError(
+        f"{name} must be a tuple of one or more negative sample dimensions, counted from the end and increasing "
+        f"(e.g. (-2, -1) for (H, W), (-4, -2, -1) for a (T, C, H, W) clip's frames and pixels, (-1,) for time), "
+        f"got {name}={value!r}"
+    )
+
+
+def _channel_dim(value: object, name: str) -> int | None:
+    if value is None or (_is_int(value) and value < 0):
+        return None if value is None else int(value)
+    raise ValueError(
+        f"{name} must be None (a sample's first dimension) or a negative dimension counted from the end of a "
+        f"sample's shape (e.g. -3 for the C of a (T, C, H, W) clip), got {name}={value!r}"
+    )
+
+
 def _key(value: object, name: str) -> Hashable:
     if value is None or not isinstance(value, Hashable):
         raise ValueError(f"{name} must be a dict key (a str, usually), got {name}={value!r}")
@@ -152,6 +177,7 @@ _SPEC: dict[str, tuple[Any, Callable[[object, str], Any]]] = {
     "alpha": (0.4, _concentration_or_off),
     "cutmix_alpha": (0.0, _concentration_or_off),
     "cutmix_minmax": (None, _minmax),
+    "cutmix_dims": ((-2, -1), _sample_dims),
     "switch_prob": (0.5, _probability),
     "prob": (1.0, _probability),
     "soft_targets": (False, _flag),
@@ -172,6 +198,7 @@ _SPEC: dict[str, tuple[Any, Callable[[object, str], Any]]] = {
     "dtype": (None, _dtype),
     "mean": (None, _channel_values),
     "std": (None, _std),
+    "channel_dim": (None, _channel_dim),
     "channels_last": (False, _flag),
     "input_key": ("image", _key),
     "target_key": ("label", _key),
@@ -181,7 +208,16 @@ _SPEC: dict[str, tuple[Any, Callable[[object, str], Any]]] = {
 KNOBS = tuple(_SPEC)
 # What a batch's structure and its stacking depend on: fixed once the collate has made its first batch, since
 # a pending batch's len() comes from them and DataLoader workers (persistent ones too) keep their own copy.
-STRUCTURAL = ("soft_targets", "dense_targets", "box_targets", "box_target_keys", "input_key", "target_key", "extras")
+STRUCTURAL = (
+    "cutmix_dims",
+    "soft_targets",
+    "dense_targets",
+    "box_targets",
+    "box_target_keys",
+    "input_key",
+    "target_key",
+    "extras",
+)
 
 
 # Names other libraries give these settings (timm's Mixup), pointed to ours.
@@ -289,6 +325,7 @@ class Settings:
         if self.box_targets:
             clash = [n for n in ("soft_targets", "dense_targets", "stack_x") if getattr(self, n)]
             clash += [] if self.stack_y else ["stack_y=False"]
+            clash += [] if self.cutmix_dims == (-2, -1) else [f"cutmix_dims={self.cutmix_dims}"]
             if clash:
                 raise ValueError(
                     f"box_targets=True mixes detection targets (lists of boxes per image) and cannot be combined with "
@@ -356,16 +393,32 @@ class Settings:
                 raise ValueError(
                     f"sample {i}'s target {int(y[i])} is not a class index in [0, num_classes={self.num_classes})"
                 )
-        if mixing and self.cutmix_on and (x.ndim < 3 or 0 in x.shape[-2:]):
+        rank = x.ndim - 1
+        if mixing and self.cutmix_on:
+            if self.cutmix_dims == (-2, -1) and (rank < 2 or 0 in x.shape[-2:]):
+                raise ValueError(
+                    "CutMix needs samples with two spatial dimensions (..., H, W), both non-empty (or other "
+                    f"dimensions named by cutmix_dims), got samples of shape {tuple(x.shape[1:])}"
+                )
+            if -self.cutmix_dims[0] > rank:
+                raise ValueError(
+                    f"cutmix_dims={self.cutmix_dims} reaches dimension {self.cutmix_dims[0]}, but the samples have "
+                    f"shape {tuple(x.shape[1:])} ({rank} dimensions); name dimensions within the samples' rank"
+                )
+            if any(x.shape[d] == 0 for d in self.cutmix_dims):
+                raise ValueError(
+                    f"CutMix cuts the dimensions cutmix_dims={self.cutmix_dims}, which must be non-empty, got samples "
+                    f"of shape {tuple(x.shape[1:])}"
+                )
+        if self.channel_dim is not None and -self.channel_dim > rank:
             raise ValueError(
-                "CutMix needs samples with two spatial dimensions (..., H, W), both non-empty, "
-                f"got samples of shape {tuple(x.shape[1:])}"
+                f"channel_dim={self.channel_dim} is outside the samples' shape {tuple(x.shape[1:])} ({rank} dimensions)"
             )
 
     def draw_args(self) -> dict[str, Any]:
         """The keyword arguments of :func:`~mixup_collate.params.draw_params` these settings give."""
         names = ("alpha", "cutmix_alpha", "cutmix_minmax", "switch_prob", "prob", "fold", "per_sample", "cycle")
-        return {name: getattr(self, name) for name in (*names, "correct_lam")}
+        return {name: getattr(self, name) for name in (*names, "correct_lam", "cutmix_dims")}
 
     def __getstate__(self) -> dict[str, Any]:
         return self.items()

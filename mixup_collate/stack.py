@@ -323,17 +323,22 @@ def _stack_targets_checked(values: Sequence[Any]) -> Tensor:
 
 # Dense targets (dense_targets=True): one mask or map per sample, aligned with the input's (H, W).
 
-_DENSE_KINDS = "an integer (H, W) mask or a float (H, W) or (K, H, W) map"
+
+def _dense_kinds(size: tuple[int, ...]) -> str:
+    """The dense targets a batch takes: shaped like the dimensions CutMix cuts (``(H, W)`` for images)."""
+    dims = "(H, W)" if len(size) == 2 else str(size).replace(",)", ")")
+    return f"an integer {dims} mask or a float {dims} or (K, {dims[1:]} map"
 
 
 def _dense_fits(dtype: torch.dtype, shape: tuple[int, ...], size: tuple[int, ...]) -> bool:
     if dtype == torch.bool or dtype == torch.uint64 or dtype.is_complex:
         return False
-    ndims = (2, 3) if dtype.is_floating_point else (2,)
-    return len(shape) in ndims and tuple(shape[-2:]) == size
+    k = len(size)
+    ndims = (k, k + 1) if dtype.is_floating_point else (k,)
+    return len(shape) in ndims and tuple(shape[-k:]) == size
 
 
-def _dense_target(value: Any, index: int, size: tuple[int, ...]) -> Tensor:
+def _dense_target(value: Any, index: int, size: tuple[int, ...], dims: tuple[int, ...]) -> Tensor:
     """One sample's mask or map as a plain CPU tensor, or an error naming the sample and the shapes."""
     original = value
     if isinstance(value, np.ndarray) and _torch_dtype(value.dtype) is not None:
@@ -344,24 +349,32 @@ def _dense_target(value: Any, index: int, size: tuple[int, ...]) -> Tensor:
             "supported: convert them to int64 (or uint8) in the dataset, e.g. mask.astype(np.int64)"
         )
     if not isinstance(value, Tensor) or value.dtype == torch.bool or value.is_complex():
-        raise TypeError(f"sample {index}'s target is a {_describe(original)}; dense_targets=True needs {_DENSE_KINDS}")
+        raise TypeError(
+            f"sample {index}'s target is a {_describe(original)}; dense_targets=True needs {_dense_kinds(size)}"
+        )
     value = value.as_subclass(Tensor).detach()
     if not _dense_fits(value.dtype, tuple(value.shape), size):
+        where = "last two dimensions are" if dims == (-2, -1) else f"dimensions cutmix_dims={dims} are"
         raise ValueError(
-            f"sample {index}'s target has shape {tuple(value.shape)} and dtype {value.dtype}, but its input's last "
-            f"two dimensions are {size}: dense_targets=True needs {_DENSE_KINDS} with the input's (H, W)"
+            f"sample {index}'s target has shape {tuple(value.shape)} and dtype {value.dtype}, but its input's {where} "
+            f"{size}: dense_targets=True needs {_dense_kinds(size)} with those sizes"
         )
     if value.device.type != "cpu":
         raise ValueError(f"sample {index}'s target is on {value.device}; datasets should return CPU tensors")
     return value
 
 
-def _stack_dense_targets(values: Sequence[Any], size: tuple[int, ...], *, shared: bool, pinned: bool) -> Tensor:
-    """``(B, [K,] H, W)`` masks or maps in their own dtype (``uint8`` masks cross the process boundary as bytes)."""
+def _stack_dense_targets(
+    values: Sequence[Any], size: tuple[int, ...], dims: tuple[int, ...], *, shared: bool, pinned: bool
+) -> Tensor:
+    """``(B, [K,] *size)`` masks or maps in their own dtype (``uint8`` masks cross the process boundary as bytes).
+
+    ``size``: the sizes of the input dimensions ``dims`` that CutMix cuts (``(H, W)`` for images).
+    """
     y = _stack_inputs_fast(values, shared=shared, pinned=pinned)
     if y is not None and _dense_fits(y.dtype, tuple(y.shape[1:]), size):
         return y
-    tensors = [_dense_target(v, i, size) for i, v in enumerate(values)]
+    tensors = [_dense_target(v, i, size, dims) for i, v in enumerate(values)]
     first = _alike(tensors, "target", "a batch needs one kind of dense target")
     return torch.stack(tensors, out=_empty((len(tensors), *first.shape), first.dtype, shared=shared, pinned=pinned))
 
@@ -402,6 +415,7 @@ def stack_samples(
     shared: bool = False,
     pinned: bool = False,
     dense: bool = False,
+    cut_dims: tuple[int, ...] = (-2, -1),
     boxes: bool | tuple[str, ...] = False,
     measure_range: bool = False,
     keep: bool | tuple[Any, ...] = True,
@@ -418,9 +432,9 @@ def stack_samples(
     Python and numpy float scalars become ``(B,)`` float32, float tensors and arrays ``(B, *K)`` keep
     their dtype. Bool targets are refused (ambiguous between a class and a float).
 
-    ``dense``: each target is a mask or map aligned with its input's last two dimensions ``(H, W)``:
-    integer ``(H, W)`` class-index masks (any integer dtype, kept as they are: ``uint8`` masks stay
-    bytes), or float ``(H, W)`` / ``(K, H, W)`` maps; stacked into ``(B, [K,] H, W)``.
+    ``dense``: each target is a mask or map aligned with its input's dimensions ``cut_dims`` (by default
+    the last two, ``(H, W)``): integer ``(H, W)`` class-index masks (any integer dtype, kept as they are:
+    ``uint8`` masks stay bytes), or float ``(H, W)`` / ``(K, H, W)`` maps; stacked into ``(B, [K,] H, W)``.
 
     ``boxes``: each target is a detection dict (``boxes``, ``labels``, ...), packed by
     :func:`~mixup_collate.detection.pack_targets` (one tensor per per-box field and the per-sample counts);
@@ -448,11 +462,13 @@ def stack_samples(
                 raise ValueError(f"box_targets=True needs images (..., H, W), got samples {tuple(x.shape[1:])}")
             y = pack_targets(targets, tuple(x.shape[-2:]), keys=None if boxes is True else boxes)
         elif dense:
-            if x.ndim < 3:
+            if x.ndim - 1 < -cut_dims[0]:
                 raise ValueError(
-                    f"dense_targets=True needs inputs with (..., H, W) dimensions, got {tuple(x.shape[1:])}"
+                    f"dense_targets=True needs inputs with the dimensions cutmix_dims={cut_dims} cuts, got samples "
+                    f"of shape {tuple(x.shape[1:])}"
                 )
-            y = _stack_dense_targets(targets, tuple(x.shape[-2:]), shared=shared, pinned=pinned)
+            size = tuple(x.shape[d] for d in cut_dims)
+            y = _stack_dense_targets(targets, size, cut_dims, shared=shared, pinned=pinned)
         else:
             y = _stack_targets_fast(targets)
             if y is None:

@@ -30,6 +30,8 @@ BAD_VALUES = [
     ("dense_targets", 1, "dense_targets must be True or False"),
     ("box_targets", "yes", "box_targets must be True or False"),
     ("box_min_visibility", 1.2, r"box_min_visibility must be a number in \[0, 1\]"),
+    ("cutmix_dims", (-1, -2), r"cutmix_dims must be a tuple of one or more negative sample dimensions.*increasing"),
+    ("channel_dim", 1, r"channel_dim must be None .* or a negative dimension"),
     ("box_target_keys", ("boxes", "masks"), "box_target_keys must include 'boxes' and 'labels'.*no 'labels'"),
     ("correct_lam", None, "correct_lam must be True or False"),
     ("num_classes", 2.5, "num_classes must be a positive int"),
