@@ -305,10 +305,11 @@ class Settings:
     def check(self) -> None:
         """Refuse a combination of knobs that cannot work, naming the arguments."""
         minmax = self.cutmix_minmax
-        if minmax is not None and self.fold and minmax[1] ** 2 > 0.5:
+        k = len(self.cutmix_dims)
+        if minmax is not None and self.fold and minmax[1] ** k > 0.5:
             raise ValueError(
-                f"cutmix_minmax={minmax!r} allows boxes covering up to {minmax[1] ** 2:.2f} of an image, but "
-                "fold=True keeps at least half of every image; pass fold=False or hi <= 0.707"
+                f"cutmix_minmax={minmax!r} allows boxes covering up to {minmax[1] ** k:.2f} of an image, but "
+                f"fold=True keeps at least half of every image; pass fold=False or hi <= {0.5 ** (1 / k):.3f}"
             )
         if self.alpha == 0 and not self.cutmix_on and self.enabled:  # an evaluation collate needs no mixing
             raise ValueError(

@@ -1,5 +1,7 @@
 """Float64 oracles and checkers, written independently of the library: what the tests compare its results with."""
 
+import math
+
 import torch
 
 # Float64 oracles for the loss tests, written independently of mixup_collate.loss: one-hot targets built by
@@ -171,4 +173,38 @@ def detection_reference(targets, perm, lam, mode, regions, min_visibility):
                 boxes.append(list(inside))
                 labels.append(label)
         out.append((boxes, labels, [1.0] * len(boxes)))
+    return out
+
+
+# Float64 oracle for CutMix regions over k sample dimensions, written independently of mixup_collate.boxes: the
+# formulas of the contract, one sample at a time in Python floats.
+
+
+def region_reference(lam, sizes, centres):
+    """The region ``[start_1, stop_1, ..., start_k, stop_k]`` for weight ``lam`` around ``centres``, and its ``lam``.
+
+    Side ``d`` is ``floor(s_d * (1 - lam) ** (1 / k))``, the last one shortened by one if the volume would exceed
+    the share ``1 - lam``; the region starts ``side // 2`` before its centre and is clipped at the borders.
+    """
+    k, total, share = len(sizes), math.prod(sizes), 1 - float(lam)
+    sides = [math.floor(s * share ** (1 / k)) for s in sizes]
+    if math.prod(sides) > share * total:
+        sides[-1] = max(sides[-1] - 1, 0)
+    edges = []
+    for size, side, centre in zip(sizes, sides, centres):
+        start = centre - side // 2
+        edges += [min(max(start, 0), size), min(max(start + side, 0), size)]
+    volume = math.prod(stop - start for start, stop in zip(edges[0::2], edges[1::2]))
+    return edges, 1 - volume / total
+
+
+def paste_reference(x, perm, regions, dims):
+    """Each row of ``x`` ``(B, *S)`` with its region (over the sample dims ``dims``) copied from its partner."""
+    x = x.double()
+    out = x.clone()
+    for i, (j, edges) in enumerate(zip(perm, regions)):
+        index = [i] + [slice(None)] * (x.ndim - 1)
+        for d, start, stop in zip(dims, edges[0::2], edges[1::2]):
+            index[d] = slice(start, stop)
+        out[tuple(index)] = x[(j, *index[1:])]
     return out

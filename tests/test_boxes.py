@@ -1,12 +1,13 @@
 """CutMix geometry: boxes lie in the image, cover the share lam asks for, and paste copies pixels exactly."""
 
+import math
 from collections import Counter
 
 import pytest
 import torch
 from hypothesis import given
 from hypothesis import strategies as st
-from oracles import cut_regions, is_one_rectangle
+from oracles import cut_regions, is_one_rectangle, paste_reference, region_reference
 from scipy import stats
 
 from mixup_collate.boxes import box_masks, kept_fraction, paste, sample_boxes
@@ -205,3 +206,89 @@ class TestBoxPositionsFollowTheirDistribution:
         expected = {k: self.n * v / WIDTH for k, v in centred_edges(WIDTH, 7).items()}
         with pytest.raises(AssertionError, match="never gives"):
             chi_square_pvalue(Counter({k: v * 200 for k, v in one_off.items()}), expected)
+
+
+SIZES = [(9,), (8,), (5, 6), (7, 4), (4, 7, 9), (3, 6, 5)]  # k = 1, 2, 3; odd and even sizes
+
+
+class TestRegionsOverAnyDimensions:
+    """A region over k dimensions: the contract's formulas, against the float64 oracle, for k = 1, 2, 3."""
+
+    @pytest.mark.parametrize("sizes", SIZES)
+    @pytest.mark.parametrize("seed", range(3))
+    def test_regions_and_their_lam_equal_the_oracles(self, sizes, seed):
+        g = generator(seed)
+        lam = torch.rand(300, generator=g)  # down to 0: regions larger than half the sample, clipped at borders
+        replay = torch.Generator().set_state(g.get_state())
+        regions = sample_boxes(lam, *sizes, generator=g)
+        centres = torch.stack([torch.randint(0, s, (300,), generator=replay) for s in sizes], 1).tolist()
+        assert regions.shape == (300, 2 * len(sizes)) and regions.dtype == torch.int64
+        kept = kept_fraction(regions, *sizes)
+        clipped = 0
+        for i, (edges, c) in enumerate(zip(regions.tolist(), centres)):
+            expected, expected_lam = region_reference(float(lam[i]), sizes, c)
+            assert edges == expected, f"sample {i}: lam {float(lam[i])}, centre {c}"
+            assert float(kept[i]) == pytest.approx(expected_lam, abs=2**-24)
+            clipped += any(e in (0, s) for e, s in zip(edges, [v for s in sizes for v in (s, s)]))
+        assert clipped > 30, "regions at the borders are covered"
+
+    @pytest.mark.parametrize("sizes", SIZES)
+    def test_a_region_never_exceeds_its_share(self, sizes):
+        lam = torch.rand(2000, generator=generator(7))
+        regions = sample_boxes(lam, *sizes, generator=generator(8))
+        volume = (regions[:, 1::2] - regions[:, 0::2]).prod(1)
+        assert bool((volume <= (1 - lam.double()) * math.prod(sizes)).all())
+
+    @pytest.mark.parametrize("sizes", [(9,), (6, 7, 8), (5, 9)])
+    def test_positions_are_uniform_in_each_dimension(self, sizes):
+        # Sides of 1 (the share is 0.2 ** k): a region's start is its centre, uniform over the dimension.
+        n, k = 4000, len(sizes)
+        regions = sample_boxes(torch.full((n,), 1 - 0.2**k), *sizes, generator=generator(9))
+        assert bool(((regions[:, 1::2] - regions[:, 0::2]) == 1).all())
+        for d, size in enumerate(sizes):
+            counts = torch.bincount(regions[:, 2 * d], minlength=size).tolist()
+            assert len(counts) == size and stats.chisquare(counts).pvalue > 1e-3, f"dimension {d}"
+
+    @pytest.mark.parametrize("sizes", [(9,), (6, 7, 8)])
+    def test_minmax_regions_lie_inside_with_sides_in_range(self, sizes):
+        regions = sample_boxes(torch.ones(2000), *sizes, minmax=(0.3, 0.7), generator=generator(10))
+        sides = regions[:, 1::2] - regions[:, 0::2]
+        for d, size in enumerate(sizes):
+            assert sides[:, d].min() >= math.floor(0.3 * size) and sides[:, d].max() <= math.floor(0.7 * size)
+            assert bool((regions[:, 2 * d] >= 0).all() and (regions[:, 2 * d + 1] <= size).all())
+        assert len({tuple(r) for r in sides.tolist()}) > 4, "sides drawn per dimension"
+
+    def test_the_default_two_dimensions_are_todays_boxes(self):
+        # (top, bottom, left, right) over (H, W): the k = 2 region is the box, bit for bit.
+        lam = torch.rand(500, generator=generator(11))
+        g = generator(12)
+        replay = torch.Generator().set_state(g.get_state())
+        regions = sample_boxes(lam, 13, 8, generator=g).tolist()
+        cy, cx = torch.randint(0, 13, (500,), generator=replay), torch.randint(0, 8, (500,), generator=replay)
+        for i in range(500):
+            assert regions[i] == region_reference(float(lam[i]), (13, 8), (int(cy[i]), int(cx[i])))[0]
+
+    @pytest.mark.parametrize(
+        "shape, dims",
+        [((4, 3, 6, 5), (-4, -2, -1)), ((4, 3, 6, 5), (-4,)), ((2, 7, 9), (-1,)), ((2, 7, 9), (-2,)), ((11,), (-1,))],
+    )
+    def test_paste_copies_the_region_over_its_dimensions_and_every_index_of_the_others(self, shape, dims, paste_path):
+        n = 5
+        x = torch.rand((n, *shape), generator=generator(13))
+        perm = torch.tensor([2, 0, 4, 1, 3])
+        sizes = tuple(shape[d] for d in dims)
+        regions = sample_boxes(torch.rand(n, generator=generator(14)), *sizes, generator=generator(15))
+        out = paste(x.clone(), x, regions, perm, dims)
+        assert torch.equal(out.double(), paste_reference(x, perm.tolist(), regions.tolist(), dims))
+        masks = box_masks(regions, *sizes)
+        assert masks.shape == (n, *sizes) and torch.equal(
+            masks.flatten(1).sum(1), (regions[:, 1::2] - regions[:, 0::2]).prod(1)
+        )
+
+    def test_paste_refuses_dims_that_do_not_fit(self, paste_path):
+        x = torch.rand(3, 4, 5)
+        regions = torch.zeros(3, 6, dtype=torch.int64)
+        with pytest.raises(ValueError, match=r"boxes \(3, 6\).*dims \(-3, -2, -1\)"):
+            paste(x.clone(), x, regions, torch.arange(3), (-3, -2, -1))
+        with pytest.raises(ValueError, match=r"dims \(-1, -2\)"):
+            paste(x.clone(), x, torch.zeros(3, 4, dtype=torch.int64), torch.arange(3), (-1, -2))
