@@ -132,3 +132,25 @@ def batch_cutmix(x: torch.Tensor, y: torch.Tensor, generator: torch.Generator | 
     x[:, :, top:bottom, left:right] = x[perm, :, top:bottom, left:right]
     y[:, top:bottom, left:right] = y[perm, top:bottom, left:right]
     return x, y
+
+
+def flipped_clip_cutmix(x: torch.Tensor, y: torch.Tensor, num_classes: int, generator: torch.Generator | None = None):
+    """Video CutMix the way pytorchvideo applies it in the loop: one ``(H, W)`` box, the batch flipped as partners.
+
+    ``x`` ``(B, ..., H, W)`` gets one box pasted from ``x.flip(0)`` into every frame (in place); the box covers
+    ``1 - lam`` of the frame, ``lam ~ Beta(1, 1)``, centred on a uniform pixel and clipped; the labels become
+    ``lam * one_hot(y) + (1 - lam) * one_hot(y.flip(0))`` with ``lam`` corrected to the clipped box.
+    """
+    height, width = x.shape[-2:]
+    lam = float(torch.rand((), generator=generator))  # Beta(1, 1) is uniform
+    cut_h, cut_w = int(height * math.sqrt(1 - lam)), int(width * math.sqrt(1 - lam))
+    cy, cx = (
+        int(torch.randint(0, height, (), generator=generator)),
+        int(torch.randint(0, width, (), generator=generator)),
+    )
+    top, bottom = max(cy - cut_h // 2, 0), min(cy + cut_h // 2, height)
+    left, right = max(cx - cut_w // 2, 0), min(cx + cut_w // 2, width)
+    x[..., top:bottom, left:right] = x.flip(0)[..., top:bottom, left:right]
+    lam = 1 - (bottom - top) * (right - left) / (height * width)
+    one_hot = torch.nn.functional.one_hot(y, num_classes).float()
+    return x, lam * one_hot + (1 - lam) * one_hot.flip(0)

@@ -5,6 +5,7 @@
     python benchmarks/collate_overhead.py --device cuda     # the mix (``apply``) on a GPU
     python benchmarks/collate_overhead.py --batch-sizes --dense-cells 16x256 8x512   # the dense rows only
     python benchmarks/collate_overhead.py --batch-sizes --dense-cells --detection-cells 8x640   # detection only
+    python benchmarks/collate_overhead.py --batch-sizes --dense-cells --detection-cells --video-cells 16x16x112
 
 For every case (``B`` samples of 3xSxS, float32 or uint8, one list of ``(tensor, int)`` built once),
 on one CPU thread (what a DataLoader worker or a busy main process gives a batch), interleaved over
@@ -28,6 +29,15 @@ Dense rows (``--dense-cells BxS``: ``B`` pairs of a ``uint8`` image ``3xSxS`` an
 Detection rows (``--detection-cells BxS``, default 8x640): ``benchmarks/detection.py``'s collate part, loading
 and collating a batch of uint8 images with about 10 boxes each: stacking, dataset-level Mixup, and ours.
 
+Video rows (``--video-cells BxTxS``, default 16x16x112: ``B`` ``uint8`` clips ``(T, 3, S, S)`` with class indices):
+
+* ``plain``: ``default_collate``, moved, ``x.float().div_(255)``; ``default_collate``: the stacking alone.
+* ``ours``: ``MixupCollate(alpha=0, cutmix_alpha=1.0, cutmix_dims=(-4, -2, -1), device=..., seed=0)``,
+  finished: per-sample spatio-temporal blocks; ``ours_collate_fn``: its call alone, the part a DataLoader
+  worker runs (the stacking; the batch is mixed at its first use, in the main process).
+* ``pytorchvideo_inloop``: ``plain`` then one ``(H, W)`` box for the whole batch, pasted into every frame
+  from the flipped batch, and mixed one-hot labels, as pytorchvideo's ``CutMix`` does in the loop.
+
 Prints a table with ``ours / plain`` and writes ``benchmarks/results/collate_overhead.json``.
 """
 
@@ -45,6 +55,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import (  # noqa: E402
     RESULTS,
     batch_cutmix,
+    flipped_clip_cutmix,
     interleaved,
     machine,
     summary,
@@ -59,6 +70,7 @@ from mixup_collate.stack import stack_samples  # noqa: E402
 
 CASES = ["plain", "ours", "stack_samples", "draw", "apply", "default_collate", "torch.stack"]
 DENSE_CASES = ["plain", "ours", "composer_inloop"]
+VIDEO_CASES = ["plain", "ours", "pytorchvideo_inloop", "default_collate", "ours_collate_fn"]
 
 
 def make_samples(batch: int, side: int, dtype: torch.dtype) -> list[tuple[torch.Tensor, int]]:
@@ -125,6 +137,73 @@ def dense_cases(samples: list[tuple[torch.Tensor, torch.Tensor]], device: torch.
         "ours": lambda: collate(samples).finish(),
         "composer_inloop": lambda: batch_cutmix(*plain(), generator=g),
     }
+
+
+def video_cases(batch: int, frames: int, side: int, device: torch.device) -> dict:
+    """The timed functions of one video row: each ends with float32 clips in [0, 1] on the device."""
+    g = torch.Generator().manual_seed(0)
+    clips = torch.randint(0, 256, (batch, frames, 3, side, side), dtype=torch.uint8, generator=g)
+    samples = [(clips[i].clone(), i % 400) for i in range(batch)]
+    collate = MixupCollate(alpha=0, cutmix_alpha=1.0, cutmix_dims=(-4, -2, -1), device=device, seed=0)
+
+    def plain():
+        x, y = default_collate(samples)
+        x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
+        return x.float().div_(255), y
+
+    return {
+        "plain": plain,
+        "ours": lambda: collate(samples).finish(),
+        "pytorchvideo_inloop": lambda: flipped_clip_cutmix(*plain(), num_classes=400, generator=g),
+        "default_collate": lambda: default_collate(samples),
+        "ours_collate_fn": lambda: collate(samples),
+    }
+
+
+def parse_video_cell(text: str) -> tuple[int, int, int]:
+    """``"16x16x112"`` as ``(16, 16, 112)``: a batch size, frames per clip and a frame side."""
+    parts = text.split("x")
+    if len(parts) != 3 or not all(p.isdigit() and int(p) > 0 for p in parts):
+        raise argparse.ArgumentTypeError(f"expected BxTxS with positive integers (16x16x112), got {text!r}")
+    return int(parts[0]), int(parts[1]), int(parts[2])
+
+
+def run_video(cells: list[tuple[int, int, int]], rounds: int, device: torch.device) -> list[dict]:
+    results = []
+    for batch, frames, side in cells:
+        times = interleaved(video_cases(batch, frames, side, device), rounds, device)
+        seconds = {name: summary(times[name]) for name in VIDEO_CASES}
+        median = {name: seconds[name]["median"] for name in VIDEO_CASES}
+        results.append(
+            {
+                "batch": batch,
+                "shape": [frames, 3, side, side],
+                "dtype": "uint8",
+                "cutmix_dims": [-4, -2, -1],
+                "seconds": seconds,
+                "ours_over_plain": median["ours"] / median["plain"],
+                "ours_over_default_collate": median["ours"] / median["default_collate"],
+                "ours_collate_fn_over_default_collate": median["ours_collate_fn"] / median["default_collate"],
+                "pytorchvideo_inloop_over_plain": median["pytorchvideo_inloop"] / median["plain"],
+            }
+        )
+        print(f"  done: video {batch}x{frames}x3x{side}x{side}", flush=True)
+    return results
+
+
+def format_video_table(results: list[dict]) -> str:
+    rows = []
+    for r in results:
+        us = {name: r["seconds"][name]["median"] * 1e6 for name in VIDEO_CASES}
+        rows.append(
+            ["x".join(map(str, r["shape"])), r["batch"], f"{us['default_collate']:.0f}"]
+            + [f"{us['ours_collate_fn']:.0f}", f"{r['ours_collate_fn_over_default_collate']:.2f}", f"{us['plain']:.0f}"]
+            + [f"{us['ours']:.0f}", f"{r['ours_over_default_collate']:.2f}", f"{r['ours_over_plain']:.2f}"]
+            + [f"{us['pytorchvideo_inloop']:.0f}", f"{r['pytorchvideo_inloop_over_plain']:.2f}"]
+        )
+    headers = ["clip (uint8)", "B", "default_collate", "ours_collate_fn", "ours_collate_fn / default_collate", "plain"]
+    headers += ["ours", "ours / default_collate", "ours / plain"]
+    return table([*headers, "pytorchvideo_inloop", "pytorchvideo_inloop / plain"], rows)
 
 
 def parse_cell(text: str) -> tuple[int, int]:
@@ -230,6 +309,13 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument(
         "--detection-cells", type=parse_cell, nargs="*", default=[(8, 640)], help="BxS detection rows; none: no rows"
     )
+    p.add_argument(
+        "--video-cells",
+        type=parse_video_cell,
+        nargs="*",
+        default=[(16, 16, 112)],
+        help="BxTxS video rows; none: no rows",
+    )
     p.add_argument("--rounds", type=int, default=21, help="timed rounds (after two warm-up rounds)")
     p.add_argument("--out", type=Path, default=RESULTS / "collate_overhead.json")
     args = p.parse_args(argv)
@@ -248,6 +334,7 @@ def main(argv: list[str] | None = None) -> int:
         dense = run_dense(dense_cells, args.rounds, device)
         detection = [row | {"batch": b, "side": s} for b, s in args.detection_cells
                      for row in collate_rows(s, b, args.rounds, device)]  # fmt: skip
+        video = run_video(args.video_cells, args.rounds, device)
         info = machine()
     print(f"collate overhead on {device}: median us per batch, 1 thread, {args.rounds} interleaved rounds")
     if results:
@@ -260,6 +347,9 @@ def main(argv: list[str] | None = None) -> int:
         rows = [[f"3x{r['side']}x{r['side']}", r["batch"], r["strategy"], f"{r['ms']:.1f}", f"{r['over_stack']:.2f}"]
                 for r in detection]  # fmt: skip
         print(table(["sample", "B", "strategy", "ms", "x stack"], rows))
+    if video:
+        print("video: per-sample CutMix over frames and pixels (cutmix_dims=(-4, -2, -1))")
+        print(format_video_table(video))
     path = write_json(
         args.out,
         {
@@ -271,6 +361,7 @@ def main(argv: list[str] | None = None) -> int:
             "dense_skipped": dense_skipped,
             "dense_results": dense,
             "detection_results": detection,
+            "video_results": video,
         },
     )
     print(f"wrote {path}")

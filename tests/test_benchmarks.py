@@ -75,7 +75,7 @@ def test_collate_overhead(tmp_path, capsys):
     out = tmp_path / "overhead.json"
     # 4x3x8x8 float32 is 0.003 MB and runs; 6x3x8x8 (0.005 MB) is over --max-mb and skipped.
     args = ["--batch-sizes", "4", "6", "--sizes", "8", "--max-mb", "0.004", "--rounds", "1", "--out", str(out)]
-    args += ["--detection-cells"]
+    args += ["--detection-cells", "--video-cells"]
     threads = torch.get_num_threads()
     torch.set_num_threads(2)
     try:
@@ -97,7 +97,7 @@ def test_collate_overhead_dense_rows(tmp_path, capsys):
     out = tmp_path / "overhead.json"
     # 2x3x8x8 runs; 3x3x16x16 (0.009 MB as float32) is over --max-mb and skipped.
     args = ["--batch-sizes", "--dense-cells", "2x8", "3x16", "--max-mb", "0.004", "--rounds", "1", "--out", str(out)]
-    assert load("collate_overhead").main([*args, "--detection-cells"]) == 0
+    assert load("collate_overhead").main([*args, "--detection-cells", "--video-cells"]) == 0
     payload = json.loads(out.read_text())
     assert payload["results"] == [] and payload["dense_skipped"] == ["dense 3x3x16x16 (over --max-mb)"]
     (row,) = payload["dense_results"]
@@ -134,6 +134,34 @@ def test_batch_cutmix_cuts_one_box_from_images_and_masks_alike():
             assert regions[0].sum() == (rows.max() - rows.min() + 1) * (cols.max() - cols.min() + 1)
 
 
+def test_collate_overhead_video_rows(tmp_path, capsys):
+    out = tmp_path / "overhead.json"
+    args = ["--batch-sizes", "--dense-cells", "--detection-cells", "--video-cells", "3x4x8", "--rounds", "1"]
+    assert load("collate_overhead").main([*args, "--out", str(out)]) == 0
+    (row,) = json.loads(out.read_text())["video_results"]
+    assert (row["batch"], row["shape"], row["cutmix_dims"]) == (3, [4, 3, 8, 8], [-4, -2, -1])
+    assert set(row["seconds"]) == {"plain", "ours", "pytorchvideo_inloop", "default_collate", "ours_collate_fn"}
+    assert row["ours_over_plain"] == row["seconds"]["ours"]["median"] / row["seconds"]["plain"]["median"]
+    assert "pytorchvideo_inloop / plain" in capsys.readouterr().out
+
+
+def test_flipped_clip_cutmix_pastes_one_box_from_the_flipped_batch_into_every_frame():
+    """The pytorchvideo-style reference the video rows compare with."""
+    spec = importlib.util.spec_from_file_location("bench_common", BENCHMARKS / "_common.py")
+    common = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(common)
+    x = torch.arange(4, dtype=torch.float32).view(4, 1, 1, 1, 1).expand(4, 5, 3, 12, 10).clone()
+    for seed in range(8):
+        out, y = common.flipped_clip_cutmix(
+            x.clone(), torch.arange(4), 4, generator=torch.Generator().manual_seed(seed)
+        )
+        pasted = out != x
+        assert torch.equal(out[pasted], x.flip(0)[pasted]), "pasted from the flipped batch"
+        assert all(torch.equal(pasted[i, t, c], pasted[0, 0, 0]) for i in (0, 3) for t in range(5) for c in range(3))
+        kept = 1 - pasted[0, 0, 0].double().mean()
+        assert torch.allclose(y[0].double(), torch.tensor([kept, 0, 0, 1 - kept], dtype=torch.float64))
+
+
 def test_fixed_cost(tmp_path, capsys):
     out = tmp_path / "fixed.json"
     assert load("fixed_cost").main(["--batch", "8", "--rounds", "1", "--repeats", "1", "--out", str(out)]) == 0
@@ -160,8 +188,8 @@ def test_detection(tmp_path, capsys):
 
 def test_collate_overhead_detection_rows(tmp_path, capsys):
     out = tmp_path / "overhead.json"
-    args = ["--batch-sizes", "--dense-cells", "--detection-cells", "2x16", "--rounds", "1", "--out", str(out)]
-    assert load("collate_overhead").main(args) == 0
+    args = ["--batch-sizes", "--dense-cells", "--detection-cells", "2x16", "--video-cells", "--rounds", "1"]
+    assert load("collate_overhead").main([*args, "--out", str(out)]) == 0
     rows = json.loads(out.read_text())["detection_results"]
     assert {r["strategy"] for r in rows} == {"stack", "dataset_mixup", "ours_mixup", "ours_cutmix", "load_only"}
     assert all((r["batch"], r["side"]) == (2, 16) for r in rows) and "detection targets" in capsys.readouterr().out
