@@ -112,6 +112,17 @@ def torch_threads(count: int) -> Iterator[None]:
         torch.set_num_threads(before)
 
 
+def _one_box(lam: float, height: int, width: int, generator: torch.Generator | None) -> tuple[int, int, int, int]:
+    """``(top, bottom, left, right)`` of a box with sides ``sqrt(1 - lam)`` of the image's, centred on a uniform
+    pixel and clipped at the border: the box of the in-loop references, one per batch."""
+    cut_h, cut_w = int(height * math.sqrt(1 - lam)), int(width * math.sqrt(1 - lam))
+    cy, cx = (
+        int(torch.randint(0, height, (), generator=generator)),
+        int(torch.randint(0, width, (), generator=generator)),
+    )
+    return max(cy - cut_h // 2, 0), min(cy + cut_h // 2, height), max(cx - cut_w // 2, 0), min(cx + cut_w // 2, width)
+
+
 def batch_cutmix(x: torch.Tensor, y: torch.Tensor, generator: torch.Generator | None = None):
     """CutMix for segmentation the way composer applies it in the loop: one box for the whole batch.
 
@@ -122,13 +133,7 @@ def batch_cutmix(x: torch.Tensor, y: torch.Tensor, generator: torch.Generator | 
     batch, height, width = y.shape
     lam = float(torch.rand((), generator=generator))  # Beta(1, 1) is uniform
     perm = torch.randperm(batch, generator=generator).to(x.device)
-    cut_h, cut_w = int(height * math.sqrt(1 - lam)), int(width * math.sqrt(1 - lam))
-    cy, cx = (
-        int(torch.randint(0, height, (), generator=generator)),
-        int(torch.randint(0, width, (), generator=generator)),
-    )
-    top, bottom = max(cy - cut_h // 2, 0), min(cy + cut_h // 2, height)
-    left, right = max(cx - cut_w // 2, 0), min(cx + cut_w // 2, width)
+    top, bottom, left, right = _one_box(lam, height, width, generator)
     x[:, :, top:bottom, left:right] = x[perm, :, top:bottom, left:right]
     y[:, top:bottom, left:right] = y[perm, top:bottom, left:right]
     return x, y
@@ -143,13 +148,7 @@ def flipped_clip_cutmix(x: torch.Tensor, y: torch.Tensor, num_classes: int, gene
     """
     height, width = x.shape[-2:]
     lam = float(torch.rand((), generator=generator))  # Beta(1, 1) is uniform
-    cut_h, cut_w = int(height * math.sqrt(1 - lam)), int(width * math.sqrt(1 - lam))
-    cy, cx = (
-        int(torch.randint(0, height, (), generator=generator)),
-        int(torch.randint(0, width, (), generator=generator)),
-    )
-    top, bottom = max(cy - cut_h // 2, 0), min(cy + cut_h // 2, height)
-    left, right = max(cx - cut_w // 2, 0), min(cx + cut_w // 2, width)
+    top, bottom, left, right = _one_box(lam, height, width, generator)
     x[..., top:bottom, left:right] = x.flip(0)[..., top:bottom, left:right]
     lam = 1 - (bottom - top) * (right - left) / (height * width)
     one_hot = torch.nn.functional.one_hot(y, num_classes).float()
