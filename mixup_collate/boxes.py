@@ -9,6 +9,7 @@ functions with injectable randomness; boxes are drawn on the CPU without host sy
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 
 import numpy as np
@@ -16,13 +17,6 @@ import torch
 from torch import Tensor
 
 __all__ = ["box_masks", "kept_fraction", "paste", "sample_boxes"]
-
-
-def _side_ratio(share: np.ndarray, k: int) -> np.ndarray:
-    """``share ** (1 / k)``: the side ratio of a ``k``-dimensional box covering ``share`` of the sample."""
-    if k == 2:
-        return np.sqrt(share)  # the 2-D box's own formula, bit for bit
-    return share if k == 1 else np.power(share, 1.0 / k)
 
 
 def sample_boxes(
@@ -41,7 +35,7 @@ def sample_boxes(
     Either way :func:`kept_fraction` gives the exact share a sample keeps. ``sample_boxes(lam, H, W)``
     gives ``(top, bottom, left, right)`` boxes.
     """
-    if not sizes or any(s < 1 for s in sizes):
+    if not sizes or min(sizes) < 1:
         raise ValueError(f"a box needs one or more non-empty dimensions, got sizes {sizes}")
     lam = lam.to(device="cpu", dtype=torch.float64).numpy()
     n, k = lam.shape[0], len(sizes)
@@ -49,11 +43,14 @@ def sample_boxes(
     # operations, without a tensor's per-operation cost on a handful of numbers).
     if minmax is None:
         share = np.maximum(1 - lam, 0)
-        ratio = _side_ratio(share, k)
+        # share ** (1 / k), with the square root's own formula for the 2-D box (bit for bit as it always was)
+        ratio = np.sqrt(share) if k == 2 else share if k == 1 else np.power(share, 1.0 / k)
         sides = [np.floor(size * ratio).astype(np.int64) for size in sizes]
+        volume = sides[0]
+        for side in sides[1:]:
+            volume = volume * side
         # Rounding must never let a box exceed its share (folded lam keeps at least half the sample).
-        volume = np.prod(sides, axis=0) if k > 1 else sides[0]
-        sides[-1] = np.where(volume > share * np.prod(sizes, dtype=np.float64), np.maximum(sides[-1] - 1, 0), sides[-1])
+        sides[-1] = np.where(volume > share * math.prod(sizes), np.maximum(sides[-1] - 1, 0), sides[-1])
         starts = [
             torch.randint(0, size, (n,), generator=generator).numpy() - side // 2 for size, side in zip(sizes, sides)
         ]
@@ -68,29 +65,27 @@ def sample_boxes(
             for size, side in zip(sizes, sides)
         ]
     edges = np.stack([e for start, side in zip(starts, sides) for e in (start, start + side)], axis=1)
-    return torch.from_numpy(np.minimum(np.maximum(edges, 0), np.repeat(sizes, 2)))
-
-
-def _extents(boxes: np.ndarray) -> np.ndarray:
-    """Each box's side lengths, ``(n, k)``."""
-    return boxes[:, 1::2] - boxes[:, 0::2]
+    return torch.from_numpy(np.minimum(np.maximum(edges, 0), [s for s in sizes for _ in (0, 1)]))
 
 
 def kept_fraction(boxes: Tensor, *sizes: int) -> Tensor:
     """The share of the sample outside each box over dimensions of ``sizes``, float32 ``(n,)``: a CutMix ``lam``."""
-    volume = np.prod(_extents(boxes.numpy()), axis=1)
-    total = int(np.prod(sizes))
+    edges = boxes.numpy()
+    volume = edges[:, 1] - edges[:, 0]
+    for d in range(1, len(sizes)):
+        volume = volume * (edges[:, 2 * d + 1] - edges[:, 2 * d])
+    total = math.prod(sizes)
     return torch.from_numpy(((total - volume).astype(np.float64) / total).astype(np.float32))
 
 
 def box_masks(boxes: Tensor, *sizes: int, device: torch.device | str | None = None) -> Tensor:
     """``True`` inside each box: bool ``(n, *sizes)``, built on ``device`` from broadcast comparisons."""
     boxes = boxes.to(device)
-    k, mask = len(sizes), None
+    n, k, mask = boxes.shape[0], len(sizes), None
     for d, size in enumerate(sizes):
         index = torch.arange(size, device=boxes.device)
-        inside = (index >= boxes[:, 2 * d : 2 * d + 1]) & (index < boxes[:, 2 * d + 1 : 2 * d + 2])
-        inside = inside.reshape(len(boxes), *([1] * d), size, *([1] * (k - d - 1)))
+        inside = (index >= boxes[:, 2 * d : 2 * d + 1]) & (index < boxes[:, 2 * d + 1 : 2 * d + 2])  # (n, size)
+        inside = inside.view(n, *([1] * d), size, *([1] * (k - d - 1)))
         mask = inside if mask is None else mask & inside
     return mask
 
@@ -123,12 +118,12 @@ def paste(
                 [0, 0, 0, 0]], dtype=torch.uint8)
     """
     try:
-        k = boxes.shape[1] // 2 if boxes.ndim == 2 else 0
-        dims = tuple(range(-k, 0)) if dims is None else tuple(dims)
-        increasing = all(a < b for a, b in zip(dims, dims[1:]))
-        if boxes.ndim != 2 or boxes.shape[1] != 2 * len(dims) or not dims or not increasing or dims[0] <= -out.ndim:
+        dims = tuple(range(-(boxes.shape[-1] // 2), 0)) if dims is None else tuple(dims)
+        if boxes.ndim != 2 or boxes.shape[1] != 2 * len(dims) or not dims or dims[0] <= -out.ndim:
             raise ValueError("shapes")
-        if out.device.type == "cpu" and out.numel() // max(len(out), 1) * out.element_size() >= SLICE_MIN_BYTES:
+        if len(dims) > 1 and list(dims) != sorted(set(dims)):
+            raise ValueError("dims")
+        if out.device.type == "cpu" and out.numel() // (out.shape[0] or 1) * out.element_size() >= SLICE_MIN_BYTES:
             _paste_slices(out, source, boxes, perm, dims)
             return out
         mask = box_masks(boxes, *(out.shape[d] for d in dims), device=out.device)

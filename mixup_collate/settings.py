@@ -394,23 +394,20 @@ class Settings:
                 raise ValueError(
                     f"sample {i}'s target {int(y[i])} is not a class index in [0, num_classes={self.num_classes})"
                 )
-        rank = x.ndim - 1
-        if mixing and self.cutmix_on:
-            if self.cutmix_dims == (-2, -1) and (rank < 2 or 0 in x.shape[-2:]):
+        rank, dims = x.ndim - 1, self.cutmix_dims
+        if mixing and self.cutmix_on and (-dims[0] > rank or 0 in [x.shape[d] for d in dims]):
+            shape = tuple(x.shape[1:])
+            if dims == (-2, -1):
                 raise ValueError(
                     "CutMix needs samples with two spatial dimensions (..., H, W), both non-empty (or other "
-                    f"dimensions named by cutmix_dims), got samples of shape {tuple(x.shape[1:])}"
+                    f"dimensions named by cutmix_dims), got samples of shape {shape}"
                 )
-            if -self.cutmix_dims[0] > rank:
+            if -dims[0] > rank:
                 raise ValueError(
-                    f"cutmix_dims={self.cutmix_dims} reaches dimension {self.cutmix_dims[0]}, but the samples have "
-                    f"shape {tuple(x.shape[1:])} ({rank} dimensions); name dimensions within the samples' rank"
+                    f"cutmix_dims={dims} reaches dimension {dims[0]}, but the samples have shape {shape} "
+                    f"({rank} dimensions); name dimensions within the samples' rank"
                 )
-            if any(x.shape[d] == 0 for d in self.cutmix_dims):
-                raise ValueError(
-                    f"CutMix cuts the dimensions cutmix_dims={self.cutmix_dims}, which must be non-empty, got samples "
-                    f"of shape {tuple(x.shape[1:])}"
-                )
+            raise ValueError(f"CutMix cuts the dimensions cutmix_dims={dims}, which must be non-empty, got {shape}")
         if self.channel_dim is not None and -self.channel_dim > rank:
             raise ValueError(
                 f"channel_dim={self.channel_dim} is outside the samples' shape {tuple(x.shape[1:])} ({rank} dimensions)"
