@@ -121,8 +121,8 @@ def paste(
         dims = tuple(range(-(boxes.shape[-1] // 2), 0)) if dims is None else tuple(dims)
         if boxes.ndim != 2 or boxes.shape[1] != 2 * len(dims) or not dims or dims[0] <= -out.ndim:
             raise ValueError("shapes")
-        if len(dims) > 1 and list(dims) != sorted(set(dims)):
-            raise ValueError("dims")
+        if dims[-1] >= 0 or list(dims) != sorted(set(dims)):
+            raise ValueError("dims: increasing negative sample dimensions")
         if out.device.type == "cpu" and out.numel() // (out.shape[0] or 1) * out.element_size() >= SLICE_MIN_BYTES:
             _paste_slices(out, source, boxes, perm, dims)
             return out

@@ -290,5 +290,6 @@ class TestRegionsOverAnyDimensions:
         regions = torch.zeros(3, 6, dtype=torch.int64)
         with pytest.raises(ValueError, match=r"boxes \(3, 6\).*dims \(-3, -2, -1\)"):
             paste(x.clone(), x, regions, torch.arange(3), (-3, -2, -1))
-        with pytest.raises(ValueError, match=r"dims \(-1, -2\)"):
-            paste(x.clone(), x, torch.zeros(3, 4, dtype=torch.int64), torch.arange(3), (-1, -2))
+        for dims in [(-1, -2), (1, 2), (-1, 0)]:
+            with pytest.raises(ValueError, match=rf"dims \({dims[0]}, {dims[1]}\)"):
+                paste(x.clone(), x, torch.zeros(3, 4, dtype=torch.int64), torch.arange(3), dims)
