@@ -188,6 +188,20 @@ class TestChannelDim:
         expected = (inputs(samples).double() / 255 - m[:, None, None]) / s[:, None, None]
         torch.testing.assert_close(x.double(), expected, rtol=1e-6, atol=1e-6)
 
+    def test_pytorchvideos_dict_clips_channels_first_as_the_page_shows(self):
+        # pytorchvideo's datasets give {"video": (C, T, H, W), "label": ..., "video_name": ...}.
+        g = torch.Generator().manual_seed(0)
+        clips = torch.randint(0, 256, (B, 3, 4, 6, 5), dtype=torch.uint8, generator=g)
+        samples = [{"video": clips[i], "label": i % 3, "video_name": f"v{i}"} for i in range(B)]
+        mean, std = (0.45, 0.4, 0.35), (0.225, 0.25, 0.2)
+        settings = dict(cutmix_alpha=1.0, cutmix_dims=(-3, -2, -1), input_key="video", target_key="label")
+        settings |= dict(mean=mean, std=std, channel_dim=-4)
+        batch, params = batch_and_params(samples, alpha=0, **settings)
+        m, s = (torch.tensor(v, dtype=torch.float64).view(3, 1, 1, 1) for v in (mean, std))
+        cut = paste_reference(clips, params.perm.tolist(), params.boxes.tolist(), (-3, -2, -1))
+        torch.testing.assert_close(batch.x.double(), (cut / 255 - m) / s, rtol=1e-6, atol=1e-5)
+        assert batch.extras["video_name"] == [f"v{i}" for i in range(B)]
+
     def test_without_it_three_values_meet_the_frame_axis_and_the_error_says_what_to_name(self):
         samples = samples_of((4, 3, 6, 5), dtype=torch.uint8)
         with pytest.raises(ValueError, match=r"mean/std have 3 values.*4 channels in dim 1.*channel_dim"):
