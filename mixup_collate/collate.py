@@ -240,10 +240,10 @@ class MixupCollate:
         pinned = not in_worker and self.device.type == "cuda"
         s = self.settings
         s.fix_structure()
-        boxes = s.box_targets and (s.box_target_keys or True)
         stacked = stack_samples(
             samples, input_key=s.input_key, target_key=s.target_key, shared=in_worker, pinned=pinned,
-            dense=s.dense_targets, cut_dims=s.cutmix_dims, boxes=boxes, measure_range=s.mean is not None, keep=s.extras,
+            dense=s.dense_targets, cut_dims=s.cutmix_dims, boxes=s.box_targets, box_keys=s.box_target_keys,
+            measure_range=s.mean is not None, keep=s.extras,
         )  # fmt: skip
         return PendingBatch(self, stacked, 2 if s.soft_targets or s.box_targets else 4)
 

@@ -416,7 +416,8 @@ def stack_samples(
     pinned: bool = False,
     dense: bool = False,
     cut_dims: tuple[int, ...] = (-2, -1),
-    boxes: bool | tuple[str, ...] = False,
+    boxes: bool = False,
+    box_keys: Sequence[str] | None = None,
     measure_range: bool = False,
     keep: bool | tuple[Any, ...] = True,
 ) -> Stacked:
@@ -438,7 +439,7 @@ def stack_samples(
 
     ``boxes``: each target is a detection dict (``boxes``, ``labels``, ...), packed by
     :func:`~mixup_collate.detection.pack_targets` (one tensor per per-box field and the per-sample counts);
-    a tuple of keys keeps only those keys of each target.
+    ``box_keys`` keeps only those keys of each target (``None``: all).
 
     ``keep``: the other fields to keep in ``extras``: all (``True``), none (``False``) or those named.
 
@@ -460,7 +461,7 @@ def stack_samples(
         if boxes:
             if x.ndim < 3:
                 raise ValueError(f"box_targets=True needs images (..., H, W), got samples {tuple(x.shape[1:])}")
-            y = pack_targets(targets, tuple(x.shape[-2:]), keys=None if boxes is True else boxes)
+            y = pack_targets(targets, tuple(x.shape[-2:]), keys=box_keys)
         elif dense:
             if x.ndim - 1 < -cut_dims[0]:
                 raise ValueError(
