@@ -135,6 +135,9 @@ class _WithLam(_Attached):
 
     __slots__ = ()
     attached = ("lam", "perm", "extras")
+    lam: Tensor
+    perm: Tensor
+    extras: dict[Any, Any]
 
     def __new__(cls, *fields: Any, lam: Tensor | None = None, perm: Tensor | None = None, extras: dict | None = None):
         self = super().__new__(cls, *fields)
@@ -161,10 +164,6 @@ class SoftTargetBatch(_WithLam, _SoftFields):
         extras: the samples' other fields (not part of the tuple).
     """
 
-    lam: Tensor
-    perm: Tensor
-    extras: dict[Any, Any]
-
 
 class _DetectionFields(NamedTuple):
     x: Tensor
@@ -183,7 +182,3 @@ class DetectionBatch(_WithLam, _DetectionFields):
         perm: ``(B,)`` int64 partner indices (not part of the tuple).
         extras: the samples' other fields (not part of the tuple).
     """
-
-    lam: Tensor
-    perm: Tensor
-    extras: dict[Any, Any]

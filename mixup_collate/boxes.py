@@ -11,12 +11,23 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from numbers import Integral
 
 import numpy as np
 import torch
 from torch import Tensor
 
-__all__ = ["box_masks", "kept_fraction", "paste", "sample_boxes"]
+__all__ = ["are_sample_dims", "box_masks", "kept_fraction", "paste", "sample_boxes"]
+
+
+def are_sample_dims(dims: Sequence[object], rank: int | None = None) -> bool:
+    """Whether ``dims`` are one or more increasing negative sample dimensions (all within ``rank``, when given)."""
+    return (
+        len(dims) > 0
+        and all(isinstance(d, Integral) and not isinstance(d, bool) and d < 0 for d in dims)
+        and all(a < b for a, b in zip(dims, dims[1:]))
+        and (rank is None or -dims[0] <= rank)
+    )
 
 
 def sample_boxes(
@@ -119,10 +130,8 @@ def paste(
     """
     try:
         dims = tuple(range(-(boxes.shape[-1] // 2), 0)) if dims is None else tuple(dims)
-        if boxes.ndim != 2 or boxes.shape[1] != 2 * len(dims) or not dims or dims[0] <= -out.ndim:
+        if boxes.ndim != 2 or boxes.shape[1] != 2 * len(dims) or not are_sample_dims(dims, out.ndim - 1):
             raise ValueError("shapes")
-        if dims[-1] >= 0 or list(dims) != sorted(set(dims)):
-            raise ValueError("dims: increasing negative sample dimensions")
         if out.device.type == "cpu" and out.numel() // (out.shape[0] or 1) * out.element_size() >= SLICE_MIN_BYTES:
             _paste_slices(out, source, boxes, perm, dims)
             return out

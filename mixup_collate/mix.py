@@ -28,7 +28,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from .boxes import paste
+from .boxes import are_sample_dims, paste
 from .params import BLENDED, CUT
 
 __all__ = [
@@ -256,7 +256,7 @@ def mix(
     _check_arguments(x, perm, dims, lam=lam, mode=mode, boxes=boxes)
     cut = None if mode is None else mode == CUT
     if cut is not None and bool(cut.any()):
-        if not dims or any(d >= 0 or d < 1 - x.ndim for d in dims) or any(a >= b for a, b in zip(dims, dims[1:])):
+        if not are_sample_dims(dims, x.ndim - 1):
             raise ValueError(
                 f"dims must be increasing negative indices into a sample's shape {tuple(x.shape[1:])}, got dims={dims}"
             )

@@ -21,6 +21,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from .boxes import are_sample_dims
 from .sampling import check_concentration
 
 __all__ = ["KNOBS", "STRUCTURAL", "Knob", "Settings", "check_device", "check_smoothing", "unknown_setting"]
@@ -147,8 +148,8 @@ def _is_int(value: object) -> bool:
 
 def _sample_dims(value: object, name: str) -> tuple[int, ...]:
     """Sample dimensions as increasing negative indices, counted from the end of a sample's shape."""
-    items = tuple(value) if isinstance(value, (tuple, list)) else None
-    if items and all(_is_int(d) and d < 0 for d in items) and all(a < b for a, b in zip(items, items[1:])):
+    items = tuple(value) if isinstance(value, (tuple, list)) else ()
+    if are_sample_dims(items):
         return tuple(int(d) for d in items)
     raise ValueError(
         f"{name} must be a tuple of one or more negative sample dimensions, counted from the end and increasing "
