@@ -115,7 +115,9 @@ def paste(
     indices into ``S``; by default the last ``k`` for ``2k`` edges: ``(top, bottom, left, right)`` over
     ``(H, W)``; empty to leave the row alone) gets the same box of ``source[perm[i]]`` (``source[i]``
     without ``perm``), converted to ``out``'s dtype, or the number ``source``. The box covers every index
-    of the other dimensions. Values are copied, never blended: NaN and Inf included, they are exactly
+    of the other dimensions; edges beyond a dimension are clipped to it (a negative start is 0, never an
+    index from the end), the same on both paths below. Boxes must hold integers. Values are copied, never
+    blended: NaN and Inf included, they are exactly
     one row's or the other's. ``source`` must not be ``out`` itself with a ``perm`` (a row could then
     read a box already pasted). On the CPU large rows are copied box by box, as slices; small rows and
     accelerators go through one mask for the batch. Returns ``out``.
@@ -128,6 +130,9 @@ def paste(
                 [0, 1, 1, 0],
                 [0, 0, 0, 0]], dtype=torch.uint8)
     """
+    if not isinstance(boxes, Tensor) or boxes.dtype == torch.bool or boxes.is_floating_point() or boxes.is_complex():
+        got = boxes.dtype if isinstance(boxes, Tensor) else type(boxes).__name__
+        raise ValueError(f"paste's boxes must be an integer tensor (B, 2k) of edges, got {got}")
     try:
         dims = tuple(range(-(boxes.shape[-1] // 2), 0)) if dims is None else tuple(dims)
         if boxes.ndim != 2 or boxes.shape[1] != 2 * len(dims) or not are_sample_dims(dims, out.ndim - 1):
@@ -163,9 +168,13 @@ def _paste_slices(
     if perm is not None and min(order) < 0:
         raise IndexError("a negative partner")
     index: list = [slice(None)] * out.ndim
+    sizes = [out.shape[d] for d in dims]
     for i, (j, edges) in enumerate(zip(order, boxes.tolist())):
-        if all(stop > start for start, stop in zip(edges[0::2], edges[1::2])):
-            for d, start, stop in zip(dims, edges[0::2], edges[1::2]):
+        # Clipped to each dimension, as the mask's comparisons clip (a slice would read a negative edge from the end).
+        starts = [min(max(start, 0), size) for start, size in zip(edges[0::2], sizes)]
+        stops = [min(max(stop, 0), size) for stop, size in zip(edges[1::2], sizes)]
+        if all(stop > start for start, stop in zip(starts, stops)):
+            for d, start, stop in zip(dims, starts, stops):
                 index[d] = slice(start, stop)
             index[0] = i
             region = out[tuple(index)]

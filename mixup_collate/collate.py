@@ -12,6 +12,7 @@ from __future__ import annotations
 import inspect
 import os
 import threading
+import warnings
 from collections.abc import Sequence
 from numbers import Integral
 from typing import Any
@@ -71,9 +72,13 @@ class MixupCollate:
             then ``(B, H, W)``, the weight of ``y_a`` at each pixel (0 inside a pasted CutMix box).
         box_targets: each target is a detection dict (``boxes``, ``labels``, optional ``masks``); the batch is
             ``(x, targets)`` with per-box ``weights`` (see :func:`~mixup_collate.detection.mix_box_targets`).
-        box_min_visibility: the share of a box's area a CutMix sample must still show for the box to stay.
+        box_min_visibility: the share of a box's area a CutMix sample must still show for the box to stay (a
+            box it does not show at all goes at any value).
         box_target_keys: the keys each detection target keeps (as torchvision's ``target_keys``), the others
             dropped before any check; ``None`` keeps every key. Must include ``"boxes"`` and ``"labels"``.
+        box_fields: further per-box keys of the detection targets, mixed with their boxes (``labels``, ``masks``,
+            ``area``, ``iscrowd``, ``keypoints`` and ``weights`` are per-box already); every other key is the
+            image's own, whatever its length (``image_id``, DETR's ``size`` and ``orig_size``).
         num_classes: the number of classes, for ``soft_targets``.
         label_smoothing: smoothing of the soft targets (the 4-tuple form leaves it to the loss).
         off_epoch: from this epoch on (see :meth:`set_epoch`) nothing is mixed.
@@ -127,6 +132,7 @@ class MixupCollate:
         box_targets: bool = False,
         box_min_visibility: float = 0.1,
         box_target_keys: Sequence[str] | None = None,
+        box_fields: Sequence[str] = (),
         num_classes: int | None = None,
         label_smoothing: float = 0.0,
         off_epoch: int | None = None,
@@ -154,9 +160,18 @@ class MixupCollate:
         self.settings = Settings(**{name: values[name] for name in KNOBS})
         self._device: torch.device | None = check_device(device)
         self._stream = RandomStream(seed, generator)
+        self._epoch_set = False  # off_epoch counts the epochs set_epoch announces
         self._finisher = Finisher()
         self._lock = threading.Lock()
         self.key = register_owner(self)
+
+    def __new__(cls, *args: Any, **kwargs: Any) -> MixupCollate:
+        # A misspelt keyword gets the closest setting named, as assignment and update() do.
+        known = inspect.signature(cls.__init__).parameters
+        for name in kwargs:
+            if name not in known:
+                raise TypeError(unknown_setting(name, tuple(p for p in known if p != "self")))
+        return super().__new__(cls)
 
     def __setattr__(self, name: str, value: Any) -> None:
         """Settings validate themselves (see :class:`~mixup_collate.settings.Knob`); a misspelt one is refused."""
@@ -190,6 +205,18 @@ class MixupCollate:
         if isinstance(epoch, bool) or not isinstance(epoch, Integral) or epoch < 0:
             raise ValueError(f"epoch must be a non-negative int, got epoch={epoch!r}")
         self._stream.set_epoch(int(epoch))
+        self._epoch_set = True
+
+    def _warn_if_epoch_never_set(self) -> None:
+        """Warn once when ``off_epoch`` waits for an epoch that :meth:`set_epoch` never announces."""
+        if self.settings.off_epoch is not None and not self._epoch_set:
+            self._epoch_set = True  # once
+            warnings.warn(
+                f"MixupCollate(off_epoch={self.settings.off_epoch}) turns mixing off from that epoch on, but "
+                "set_epoch() has not been called, so the collate stays at epoch 0: call collate.set_epoch(epoch) "
+                "at the start of every epoch (the Lightning and Hugging Face helpers do)",
+                stacklevel=3,
+            )
 
     @property
     def device(self) -> torch.device:
@@ -239,19 +266,22 @@ class MixupCollate:
         in_worker = get_worker_info() is not None
         pinned = not in_worker and self.device.type == "cuda"
         s = self.settings
-        s.fix_structure()
         stacked = stack_samples(
             samples, input_key=s.input_key, target_key=s.target_key, shared=in_worker, pinned=pinned,
             dense=s.dense_targets, cut_dims=s.cutmix_dims, boxes=s.box_targets, box_keys=s.box_target_keys,
-            measure_range=s.mean is not None, keep=s.extras,
+            box_fields=s.box_fields, measure_range=s.mean is not None, keep=s.extras,
         )  # fmt: skip
+        if not s.structure_fixed:  # only a batch these settings can mix fixes the structure (a refused one leaves
+            s.check_batch(stacked.x, stacked.y, self.mixing)  # the fix its error names possible)
+            s.fix_structure()
         return PendingBatch(self, stacked, 2 if s.soft_targets or s.box_targets else 4)
 
     def draw(self, stacked: Stacked) -> MixParams:
         """The batch's random parameters, from this collate's stream (CPU, main process)."""
         x, mixing = stacked.x, self.mixing
-        self.settings.fix_structure()
         self.settings.check_batch(x, stacked.y, mixing)
+        self.settings.fix_structure()
+        self._warn_if_epoch_never_set()
         if not mixing:
             return MixParams.identity(x.shape[0])
         size, shape, args = x.shape[0], tuple(x.shape[1:]), self.settings.draw_args()
@@ -274,6 +304,7 @@ class MixupCollate:
     def load_state_dict(self, state: dict[str, Any]) -> None:
         """Continue the stream saved by :meth:`state_dict`."""
         self._stream.load_state_dict(state)
+        self._epoch_set = True
 
 
 for _name in KNOBS:  # collate.alpha reads the settings; collate.alpha = 0.8 validates and writes them

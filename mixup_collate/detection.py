@@ -2,8 +2,9 @@
 
 A detection target is a dict in torchvision's form: ``"boxes"`` ``(N, 4)`` (XYXY pixels, or a
 ``tv_tensors.BoundingBoxes`` in any axis-aligned format), ``"labels"`` ``(N,)``, optional ``"masks"``
-``(N, H, W)``, other per-box fields (``"area"``, ``"iscrowd"``, ``"keypoints"`` by name, and any entry whose first
-dimension is ``N``) and per-image fields (anything else).
+``(N, H, W)``, other per-box fields, by name (:data:`PER_BOX_KEYS` and the names a collate's ``box_fields``
+adds), and per-image fields: every other key (``"image_id"``, DETR's ``"size"`` and ``"orig_size"``),
+whatever its length.
 :func:`pack_targets` packs a batch of them into one tensor per field plus the per-sample counts;
 :func:`mix_box_targets` gives each sample the boxes its mixed image shows (see its docstring). The box
 arithmetic runs on the host, where the counts are known, so nothing waits for the device; masks are cut
@@ -24,10 +25,11 @@ from .batch import to_device
 from .boxes import paste
 from .params import BLENDED, CUT
 
-__all__ = ["PackedTargets", "mix_box_targets", "pack_targets"]
+__all__ = ["PER_BOX_KEYS", "PackedTargets", "mix_box_targets", "pack_targets"]
 
-# torchvision's per-box target keys: one per box whatever their length, so a stale one is an error, not an image field.
-_PER_BOX = ("labels", "masks", "area", "iscrowd", "keypoints")
+# The per-box keys of torchvision's and DETR's targets (and the per-box weights a loss may read): one row per box,
+# so one of another length is an error. Any other key is the image's own, whatever its length.
+PER_BOX_KEYS = ("labels", "masks", "area", "iscrowd", "keypoints", "weights")
 _SIZE_HINT = "box mixing needs one image size per batch (a fixed-size resize or crop in the dataset's transform)"
 
 
@@ -38,7 +40,7 @@ class PackedTargets:
     Attributes:
         counts: boxes per sample (host ints).
         boxes: ``(sum N, 4)`` float32 XYXY pixels.
-        fields: per-box fields by name, ``(sum N, ...)``: ``labels`` first, ``masks`` if given, then the rest.
+        fields: per-box fields by name, ``(sum N, ...)``, in sample 0's order (``labels`` among them).
         size: the images' ``(H, W)``.
         per_image: each sample's per-image fields, as the dataset gave them.
         bounding_boxes: the samples' boxes were ``tv_tensors.BoundingBoxes`` (returned as such, XYXY).
@@ -61,24 +63,36 @@ def _as_tensor(value: Any, index: int, name: str) -> Tensor:
     return value.as_subclass(Tensor).detach()
 
 
-def _xyxy(boxes: Any, index: int) -> Tensor:
-    """Boxes as float32 XYXY: a plain tensor or array is XYXY already; ``BoundingBoxes`` are converted."""
+def _xyxy(boxes: Any, index: int, size: tuple[int, int]) -> Tensor:
+    """Boxes as float32 XYXY clamped to the ``(H, W)`` image: plain tensors and arrays are XYXY already."""
     kind = getattr(getattr(boxes, "format", None), "name", "XYXY")
     b = _as_tensor(boxes, index, "boxes")
     if b.ndim != 2 or b.shape[1] != 4:
         raise ValueError(f"sample {index}'s target 'boxes' must have shape (N, 4), got {tuple(b.shape)}")
+    if b.dtype == torch.bool or b.is_complex():
+        raise ValueError(f"sample {index}'s target 'boxes' must hold real coordinates, got {b.dtype}")
     b = b.to(torch.float32)
+    bad = (~torch.isfinite(b).all(dim=1)).nonzero()
+    if len(bad):
+        raise ValueError(
+            f"sample {index}'s target 'boxes' has a NaN or infinite coordinate in box {int(bad[0])}: "
+            f"{b[int(bad[0])].tolist()}"
+        )
     if kind == "XYWH":
         b = torch.cat((b[:, :2], b[:, :2] + b[:, 2:]), dim=1)
     elif kind == "CXCYWH":
         b = torch.cat((b[:, :2] - b[:, 2:] / 2, b[:, :2] + b[:, 2:] / 2), dim=1)
     elif kind != "XYXY":
         raise ValueError(f"sample {index}'s boxes are in format {kind}; box mixing takes axis-aligned boxes only")
+    given = b
+    height, width = size
+    b = b.clamp(min=torch.zeros(4), max=torch.tensor([width, height, width, height], dtype=torch.float32))
     bad = ((b[:, 2] <= b[:, 0]) | (b[:, 3] <= b[:, 1])).nonzero()
     if len(bad):
         raise ValueError(
-            f"sample {index}'s box {int(bad[0])} is {b[int(bad[0])].tolist()} (XYXY): a box needs a positive width "
-            "and height (torchvision's detection models refuse empty boxes)"
+            f"sample {index}'s target 'boxes' has box {int(bad[0])} = {given[int(bad[0])].tolist()} (XYXY), with no "
+            f"area inside the {height}x{width} image: a box needs a positive width and height there (torchvision's "
+            "detection models refuse empty boxes; v2.SanitizeBoundingBoxes drops them in the dataset's transform)"
         )
     return b
 
@@ -90,8 +104,28 @@ def _stale(index: int, name: str, shape: Sequence[int], n: int) -> str:
     )
 
 
+def _per_box(value: Any, index: int, name: str, n: int) -> Tensor:
+    """One sample's per-box field as a tensor of ``n`` rows; per-box weights as float32 ``(n,)``."""
+    tensor = _as_tensor(value, index, name)
+    if tensor.ndim == 0 or tensor.shape[0] != n:
+        raise ValueError(_stale(index, name, tensor.shape, n))
+    if name == "labels" and (tensor.ndim != 1 or tensor.is_floating_point() or tensor.dtype == torch.bool):
+        raise ValueError(
+            f"sample {index}'s target 'labels' must be ({n},) integers, "
+            f"got {tensor.dtype} of shape {tuple(tensor.shape)}"
+        )
+    if name == "weights":
+        if tensor.ndim != 1 or tensor.dtype == torch.bool or tensor.is_complex():
+            raise ValueError(
+                f"sample {index}'s target 'weights' must be ({n},) real numbers, one per box (multiplied by the "
+                f"mixing weights), got {tensor.dtype} of shape {tuple(tensor.shape)}"
+            )
+        tensor = tensor.to(torch.float32)
+    return tensor
+
+
 def _split_target(
-    target: Any, index: int, keys: Sequence[str] | None
+    target: Any, index: int, size: tuple[int, int], keys: Sequence[str] | None, per_box_keys: Sequence[str]
 ) -> tuple[Tensor, dict[str, Tensor], dict[str, Any], bool]:
     if not isinstance(target, Mapping):
         raise ValueError(f"sample {index}'s target is a {type(target).__name__}; box_targets=True needs a dict")
@@ -100,53 +134,55 @@ def _split_target(
     missing = [k for k in ("boxes", "labels") if k not in target]
     if missing:
         raise ValueError(f"sample {index}'s target has no {missing[0]!r} (its keys: {sorted(map(str, target))})")
-    boxes = _xyxy(target["boxes"], index)
+    boxes = _xyxy(target["boxes"], index, size)
     n = boxes.shape[0]
     per_box, per_image = {}, {}
     for name, value in target.items():
         if name == "boxes":
             continue
-        shaped = isinstance(value, (Tensor, np.ndarray)) and value.ndim >= 1
-        if name in _PER_BOX or (shaped and value.shape[0] == n):
-            tensor = _as_tensor(value, index, name)
-            if tensor.ndim == 0 or tensor.shape[0] != n:
-                raise ValueError(_stale(index, name, tensor.shape, n))
-            per_box[name] = tensor
+        if name in PER_BOX_KEYS or name in per_box_keys:
+            per_box[name] = _per_box(value, index, name, n)
         else:
             per_image[name] = value
-    if per_box["labels"].ndim != 1 or per_box["labels"].is_floating_point():
-        raise ValueError(f"sample {index}'s target 'labels' must be ({n},) integers, got {per_box['labels'].dtype}")
     return boxes, per_box, per_image, type(target["boxes"]).__name__ == "BoundingBoxes"
 
 
-def pack_targets(targets: Sequence[Any], size: tuple[int, int], keys: Sequence[str] | None = None) -> PackedTargets:
+def pack_targets(
+    targets: Sequence[Any],
+    size: tuple[int, int],
+    keys: Sequence[str] | None = None,
+    per_box_keys: Sequence[str] = (),
+) -> PackedTargets:
     """Pack ``B`` detection targets (one image size ``(H, W)``), checking each, naming the sample and the field.
 
-    ``keys``: keep only these keys of each target (``None``: all).
+    Boxes are clamped to the image; a box with no area inside it, or with a NaN or infinite coordinate, is
+    refused. ``keys``: keep only these keys of each target (``None``: all). ``per_box_keys``: per-box fields
+    beyond :data:`PER_BOX_KEYS`; every other key is a per-image field, whatever its length.
     """
-    split = [_split_target(t, i, keys) for i, t in enumerate(targets)]
+    split = [_split_target(t, i, size, keys, per_box_keys) for i, t in enumerate(targets)]
     names = list(split[0][1])
-    for i, (boxes, per_box, per_image, _) in enumerate(split):
-        for name in names:
-            value = per_image.get(name)
-            if name not in per_box and isinstance(value, (Tensor, np.ndarray)):  # sample 0's per-box field
-                raise ValueError(_stale(i, name, value.shape, len(boxes)))
-        if list(per_box) != names:
-            raise ValueError(f"sample {i}'s per-box fields are {list(per_box)} but sample 0's are {names}")
+    first = split[0][1]
+    for i, (_, per_box, _, _) in enumerate(split):
         masks = per_box.get("masks")
         if masks is not None and tuple(masks.shape[1:]) != size:
             raise ValueError(f"sample {i}'s target 'masks' has shape {tuple(masks.shape)}; the image is {size}")
-    fields = {}
-    for name in names:
-        values = [s[1][name] for s in split]
-        try:
-            fields[name] = torch.cat(values)
-        except RuntimeError as error:
-            raise ValueError(f"per-box field {name!r} differs in shape or dtype between samples") from error
+        if per_box.keys() != first.keys():
+            raise ValueError(
+                f"sample {i}'s per-box fields are {sorted(per_box)} but sample 0's are {sorted(first)}; "
+                "every target needs the same per-box fields"
+            )
+        for name in names:
+            value, like = per_box[name], first[name]
+            if value.dtype != like.dtype or value.shape[1:] != like.shape[1:]:
+                raise ValueError(
+                    f"sample {i}'s per-box field {name!r} is {value.dtype} of shape {tuple(value.shape)}, but sample "
+                    f"0's is {like.dtype} of shape {tuple(like.shape)}: a per-box field needs one dtype and one shape "
+                    "per box in every target"
+                )
     return PackedTargets(
         counts=[s[0].shape[0] for s in split],
         boxes=torch.cat([s[0] for s in split]),
-        fields=fields,
+        fields={name: torch.cat([s[1][name] for s in split]) for name in names},
         size=size,
         per_image=[s[2] for s in split],
         bounding_boxes=split[0][3],
@@ -190,7 +226,7 @@ def _cut(boxes: np.ndarray, region: np.ndarray, own: np.ndarray, least: float) -
     lo, hi = np.maximum(boxes[:, :2], region[:, :2]), np.minimum(boxes[:, 2:], region[:, 2:])
     inside = np.clip(hi - lo, 0, None).prod(axis=1)
     visible = np.where(own, area - inside, inside)
-    keep = visible >= least * area
+    keep = (visible >= least * area) & (visible > 0)  # a box the mixed image does not show is gone at any least
     out = np.where(own[:, None], boxes, np.concatenate((lo, hi), axis=1))  # a partner's box: clipped to the region
     # An own box whose visible part is one rectangle: the region spans it along one axis and covers one side.
     for axis in (0, 1):
@@ -220,11 +256,12 @@ def mix_box_targets(
 
     For sample ``i`` with partner ``j = perm[i]``: a blended sample keeps its boxes (weight ``lam[i]``) and
     gains its partner's (weight ``1 - lam[i]``). A cut sample (region ``regions[i]``, ``(top, bottom, left,
-    right)``, pasted from ``j``) keeps an own box if at least ``min_visibility`` of its area stays visible,
-    clipped to the visible part when that is one rectangle; it gains each partner box clipped to the region
-    if at least ``min_visibility`` of it lies inside; own masks are zeroed inside the region, the partner's
-    outside it; weights are 1. An unmixed sample, or one paired with itself, keeps its own target once with
-    weights 1. No box without area is returned.
+    right)``, pasted from ``j``) keeps an own box if at least ``min_visibility`` of its area (and some of it)
+    stays visible, clipped to the visible part when that is one rectangle; it gains each partner box clipped
+    to the region if at least ``min_visibility`` of it (and some of it) lies inside; own masks are zeroed
+    inside the region, the partner's outside it; weights are 1. An unmixed sample, or one paired with
+    itself, keeps its own target once with weights 1. Targets that carry per-box ``"weights"`` get them
+    multiplied by these. No box without area is returned; boxes lie inside the image (packed clamped).
     """
     partners, kinds = perm.numpy(), mode.numpy()
     paired = partners != np.arange(len(partners))  # a sample paired with itself keeps its own target
@@ -241,11 +278,14 @@ def mix_box_targets(
         boxes[cut_rows] = clipped
     lam64 = lam.double().numpy()[dst]
     weights = np.where(blend[dst], np.where(own, lam64, 1 - lam64), 1.0)
+    given = packed.fields.get("weights")
+    if given is not None:  # the dataset's own per-box weights, scaled by the mix
+        weights = weights * given.double().numpy()[src]
     src, dst, own, boxes, weights = src[keep], dst[keep], own[keep], boxes[keep], weights[keep]
     counts = np.bincount(dst, minlength=len(partners)).tolist()
     index = torch.from_numpy(src)
-    out = {"boxes": torch.from_numpy(boxes).float(), "weights": torch.from_numpy(weights).float()}
-    out.update({name: value.index_select(0, index) for name, value in packed.fields.items()})
+    out = {name: value.index_select(0, index) for name, value in packed.fields.items() if name != "weights"}
+    out.update(boxes=torch.from_numpy(boxes).float(), weights=torch.from_numpy(weights).float())
     out = {name: value.to(device, non_blocking=True) for name, value in out.items()}
     if "masks" in out and cuts:
         out["masks"] = _cut_masks(out["masks"], dst, own, cut_rows[keep], regions)

@@ -88,6 +88,9 @@ def _check_arguments(x: Tensor, perm: Tensor, dims: tuple[int, ...] = (-2, -1), 
             raise ValueError(f"{name} must have shape {expected} for a batch of {b}, got {tuple(t.shape)}")
     if perm.dtype not in (torch.int64, torch.int32):
         raise TypeError(f"perm must hold int64 indices, got {perm.dtype}")
+    boxes = given.get("boxes")
+    if boxes is not None and (boxes.dtype == torch.bool or boxes.is_floating_point() or boxes.is_complex()):
+        raise ValueError(f"boxes must hold integer edges (int64), got {boxes.dtype}")
     if bool((perm < 0).any()) or bool((perm >= b).any()):
         raise ValueError(f"perm must hold indices in [0, {b}) for a batch of {b}, got values {perm.tolist()}")
 
@@ -229,7 +232,8 @@ def mix(
             formula) or ``CUT`` (its box copied from its partner); ``None`` blends every row (Mixup).
         boxes: ``(B, 2k)`` int64 boxes, one ``(start, stop)`` pair per dimension of ``dims`` (by default
             ``(top, bottom, left, right)`` over ``(H, W)``), used for the ``CUT`` rows only (an empty box
-            leaves the row as it is).
+            leaves the row as it is; edges beyond a dimension are clipped to it, as by
+            :func:`~mixup_collate.boxes.paste`).
         dims: the ``k`` sample dimensions the boxes span: negative indices into ``S``, increasing.
         dtype: output dtype (floating); ``None`` keeps float inputs' dtype, ``uint8`` becomes float32.
         scale: per-channel factor of the affine map ``x * scale + shift``, broadcastable to ``S`` (e.g.

@@ -130,16 +130,22 @@ def _extras(value: object, name: str) -> bool | tuple[Hashable, ...]:
     raise ValueError(f"{name} must be True, False or a list of the fields to keep, got {name}={value!r}")
 
 
+def _names(value: object, name: str) -> tuple[str, ...]:
+    """Key names, sorted: their order means nothing, so keys in another order are the same setting."""
+    if isinstance(value, (list, tuple, set, frozenset)) and all(isinstance(v, str) for v in value):
+        return tuple(sorted(set(value)))
+    raise ValueError(f"{name} must be a list of a detection target's keys, got {name}={value!r}")
+
+
 def _target_keys(value: object, name: str) -> tuple[str, ...] | None:
     """``None`` (every key) or the detection-target keys to keep, which must include ``boxes`` and ``labels``."""
     if value is None:
         return None
-    if isinstance(value, (list, tuple, set, frozenset)) and all(isinstance(v, str) for v in value):
-        missing = [k for k in ("boxes", "labels") if k not in value]
-        if not missing:
-            return tuple(value)
+    keys = _names(value, name)
+    missing = [k for k in ("boxes", "labels") if k not in keys]
+    if missing:
         raise ValueError(f"{name} must include 'boxes' and 'labels', got {name}={value!r} (no {missing[0]!r})")
-    raise ValueError(f"{name} must be None or a list of a detection target's keys, got {name}={value!r}")
+    return keys
 
 
 def _is_int(value: object) -> bool:
@@ -186,6 +192,7 @@ _SPEC: dict[str, tuple[Any, Callable[[object, str], Any]]] = {
     "box_targets": (False, _flag),
     "box_min_visibility": (0.1, _probability),
     "box_target_keys": (None, _target_keys),
+    "box_fields": ((), _names),
     "num_classes": (None, lambda v, n: _count_or_none(v, n, least=1)),
     "label_smoothing": (0.0, check_smoothing),
     "off_epoch": (None, lambda v, n: _count_or_none(v, n, least=0)),
@@ -215,6 +222,7 @@ STRUCTURAL = (
     "dense_targets",
     "box_targets",
     "box_target_keys",
+    "box_fields",
     "input_key",
     "target_key",
     "extras",
@@ -225,11 +233,11 @@ STRUCTURAL = (
 ALIASES = {"mixup_alpha": "alpha", "cutmix_prob": "prob", "mix_prob": "prob", "mode": "per_sample"}
 
 
-def unknown_setting(name: str) -> str:
-    """The message for a name that is not a setting: the closest setting, and all of them."""
-    close = ALIASES.get(name) or next(iter(difflib.get_close_matches(name, KNOBS, n=1)), None)
+def unknown_setting(name: str, known: tuple[str, ...] = KNOBS) -> str:
+    """The message for a name that is not a setting: the closest of ``known``, and all of them."""
+    close = ALIASES.get(name) or next(iter(difflib.get_close_matches(name, known, n=1)), None)
     hint = f"; did you mean {close!r}?" if close else ""
-    return f"unknown setting {name!r}{hint} (the settings are {', '.join(KNOBS)})"
+    return f"unknown setting {name!r}{hint} (the settings are {', '.join(known)})"
 
 
 def check_device(device: object) -> torch.device | None:
@@ -277,6 +285,11 @@ class Settings:
             object.__setattr__(self, "_consistent", False)
         object.__setattr__(self, name, value)
 
+    @property
+    def structure_fixed(self) -> bool:
+        """Whether a batch has been made: the :data:`STRUCTURAL` settings then stay as they are."""
+        return self._structure_fixed
+
     def fix_structure(self) -> None:
         """From the first batch on, the :data:`STRUCTURAL` settings stay as they are."""
         object.__setattr__(self, "_structure_fixed", True)
@@ -307,7 +320,7 @@ class Settings:
         """Refuse a combination of knobs that cannot work, naming the arguments."""
         minmax = self.cutmix_minmax
         k = len(self.cutmix_dims)
-        if minmax is not None and self.fold and minmax[1] ** k > 0.5:
+        if minmax is not None and self.fold and minmax[1] ** k > 0.5 + 1e-12:  # hi = 0.5 ** (1 / k), rounded, fits
             raise ValueError(
                 f"cutmix_minmax={minmax!r} allows boxes covering up to {minmax[1] ** k:.2f} of an image, but "
                 f"fold=True keeps at least half of every image; pass fold=False or hi <= {0.5 ** (1 / k):.3f}"
@@ -333,8 +346,9 @@ class Settings:
                     f"box_targets=True mixes detection targets (lists of boxes per image) and cannot be combined with "
                     f"{clash[0]}{'' if '=' in clash[0] else '=True'}: drop one of the two"
                 )
-        if self.box_target_keys is not None and not self.box_targets:
-            raise ValueError("box_target_keys chooses the keys of detection targets: it needs box_targets=True")
+        for name in ("box_target_keys", "box_fields"):
+            if getattr(self, name) not in (None, ()) and not self.box_targets:
+                raise ValueError(f"{name} names keys of detection targets: it needs box_targets=True")
         if self.soft_targets and self.num_classes is None:
             raise ValueError("soft_targets=True needs num_classes, a positive int, got num_classes=None")
         if self.label_smoothing and not self.soft_targets:

@@ -60,9 +60,16 @@ def _is_pil_image(value: Any) -> bool:
     return any(cls.__module__.startswith("PIL.") and cls.__name__ == "Image" for cls in type(value).__mro__)
 
 
+def _is_tv_tensor(value: Any, name: str) -> bool:
+    """A ``torchvision.tv_tensors`` class such as ``Mask`` (recognised without importing torchvision)."""
+    return any(cls.__module__.startswith("torchvision.") and cls.__name__ == name for cls in type(value).__mro__)
+
+
 def _is_mask(value: Any) -> bool:
-    """A ``torchvision.tv_tensors.Mask`` (recognised without importing torchvision)."""
-    return any(cls.__module__.startswith("torchvision.") and cls.__name__ == "Mask" for cls in type(value).__mro__)
+    return _is_tv_tensor(value, "Mask")
+
+
+_BOXES_HINT = "pass MixupCollate(..., box_targets=True) to mix detection targets with their images, box by box"
 
 
 @cache
@@ -235,8 +242,8 @@ def _stack_inputs_checked(values: Sequence[Any], *, shared: bool, pinned: bool) 
 def _stack_targets_fast(values: Sequence[Any]) -> Tensor | None:
     """One ``torch.tensor`` for int or float scalars, one ``stack`` for tensors or arrays of one dtype."""
     types = set(map(type, values))
-    if _is_mask(values[0]):
-        return None  # refused, with a pointer to dense_targets, by the checked path
+    if _is_mask(values[0]) or _is_tv_tensor(values[0], "BoundingBoxes"):
+        return None  # refused, with a pointer to dense_targets or box_targets, by the checked path
     try:
         if types == {int} or all(issubclass(t, (int, np.integer)) and not issubclass(t, bool) for t in types):
             return torch.tensor(values, dtype=torch.int64)  # raises outside int64
@@ -275,6 +282,12 @@ def _target_kind(value: Any, index: int) -> tuple[str, Any]:
             f"sample {index}'s target is a tv_tensors.Mask of shape {tuple(value.shape)}; pass "
             "MixupCollate(..., dense_targets=True) to mix segmentation masks with their images, pixel for pixel"
         )
+    if _is_tv_tensor(value, "BoundingBoxes"):
+        raise TypeError(
+            f"sample {index}'s target is a tv_tensors.BoundingBoxes of shape {tuple(value.shape)}; {_BOXES_HINT}"
+        )
+    if isinstance(value, Mapping) and "boxes" in value:
+        raise TypeError(f"sample {index}'s target is a detection dict (keys {sorted(map(str, value))}); {_BOXES_HINT}")
     if isinstance(value, (bool, np.bool_)):
         raise TypeError(f"sample {index}'s target is a bool; use an int class index or a float tensor")
     if isinstance(value, (int, np.integer)):
@@ -418,6 +431,7 @@ def stack_samples(
     cut_dims: tuple[int, ...] = (-2, -1),
     boxes: bool = False,
     box_keys: Sequence[str] | None = None,
+    box_fields: Sequence[str] = (),
     measure_range: bool = False,
     keep: bool | tuple[Any, ...] = True,
 ) -> Stacked:
@@ -439,9 +453,11 @@ def stack_samples(
 
     ``boxes``: each target is a detection dict (``boxes``, ``labels``, ...), packed by
     :func:`~mixup_collate.detection.pack_targets` (one tensor per per-box field and the per-sample counts);
-    ``box_keys`` keeps only those keys of each target (``None``: all).
+    ``box_keys`` keeps only those keys of each target (``None``: all); ``box_fields`` names per-box fields
+    beyond :data:`~mixup_collate.detection.PER_BOX_KEYS`.
 
-    ``keep``: the other fields to keep in ``extras``: all (``True``), none (``False``) or those named.
+    ``keep``: the other fields to keep in ``extras``: all (``True``), none (``False``) or those named (each
+    must be a field of the samples).
 
     ``measure_range``: record the ``(min, max)`` of float inputs (for a check of the normalisation, done
     here, in the worker, rather than in the main process).
@@ -461,7 +477,7 @@ def stack_samples(
         if boxes:
             if x.ndim < 3:
                 raise ValueError(f"box_targets=True needs images (..., H, W), got samples {tuple(x.shape[1:])}")
-            y = pack_targets(targets, tuple(x.shape[-2:]), keys=box_keys)
+            y = pack_targets(targets, tuple(x.shape[-2:]), keys=box_keys, per_box_keys=box_fields)
         elif dense:
             if x.ndim - 1 < -cut_dims[0]:
                 raise ValueError(
@@ -474,6 +490,13 @@ def stack_samples(
             y = _stack_targets_fast(targets)
             if y is None:
                 y = _stack_targets_checked(targets)
+        if keep is not True and keep is not False:
+            absent = [k for k in keep if k not in extras]
+            if absent:
+                raise KeyError(
+                    f"extras names the field {absent[0]!r}, which the samples do not have; their other fields are "
+                    f"{list(extras)} (the input and the target are returned in any case)"
+                )
         extras = {k: _collate_extra(k, v) for k, v in extras.items() if keep is True or (keep and k in keep)}
         value_range = None
         if measure_range and x.is_floating_point() and x.numel():

@@ -136,43 +136,58 @@ def box_minus_region(b, r):
     return [s for s in strips if _area(s) > 0]
 
 
-def detection_reference(targets, perm, lam, mode, regions, min_visibility):
+def _clamped(b, size):
+    height, width = size
+    return [min(max(b[0], 0.0), width), min(max(b[1], 0.0), height), min(max(b[2], 0.0), width),
+            min(max(b[3], 0.0), height)]  # fmt: skip
+
+
+def detection_reference(targets, perm, lam, mode, regions, min_visibility, size=(float("inf"), float("inf"))):
     """Each sample's expected ``(boxes, labels, weights)`` (float64 XYXY), from the rules of box mixing.
 
-    ``targets`` are ``(boxes (N, 4) XYXY, labels (N,))`` pairs; ``mode`` holds 0 (unmixed), 1 (blended), 2 (cut);
-    ``regions`` are ``(top, bottom, left, right)`` per sample.
+    ``targets`` are ``(boxes (N, 4) XYXY, labels (N,))`` pairs, or ``(boxes, labels, weights)`` with the dataset's
+    own per-box weights; ``mode`` holds 0 (unmixed), 1 (blended), 2 (cut); ``regions`` are ``(top, bottom, left,
+    right)`` per sample; ``size`` the image's ``(H, W)``, which boxes are clamped to.
     """
+
+    def parts(k):
+        boxes = [_clamped(list(map(float, b)), size) for b in targets[k][0]]
+        given = list(map(float, targets[k][2])) if len(targets[k]) > 2 else [1.0] * len(boxes)
+        return boxes, list(targets[k][1]), given
+
     out = []
     for i, (j, m) in enumerate(zip(perm, mode)):
-        own_boxes, own_labels = [list(map(float, b)) for b in targets[i][0]], list(targets[i][1])
+        own_boxes, own_labels, own_given = parts(i)
         if m == 0 or j == i:
-            out.append((own_boxes, own_labels, [1.0] * len(own_boxes)))
+            out.append((own_boxes, own_labels, own_given))
             continue
-        partner_boxes, partner_labels = [list(map(float, b)) for b in targets[j][0]], list(targets[j][1])
+        partner_boxes, partner_labels, partner_given = parts(j)
         if m == 1:
             w = float(lam[i])
             out.append((own_boxes + partner_boxes, own_labels + partner_labels,
-                        [w] * len(own_boxes) + [1 - w] * len(partner_boxes)))  # fmt: skip
+                        [w * g for g in own_given] + [(1 - w) * g for g in partner_given]))  # fmt: skip
             continue
         top, bottom, left, right = (float(v) for v in regions[i])
         r = (left, top, right, bottom)
-        boxes, labels = [], []
-        for b, label in zip(own_boxes, own_labels):
+        boxes, labels, weights = [], [], []
+        for b, label, g in zip(own_boxes, own_labels, own_given):
             pieces = box_minus_region(b, r)
             visible = sum(_area(p) for p in pieces)
-            if visible < min_visibility * _area(b):
+            if visible == 0 or visible < min_visibility * _area(b):  # what the image no longer shows is gone
                 continue
             hull = (min(p[0] for p in pieces), min(p[1] for p in pieces), max(p[2] for p in pieces),
-                    max(p[3] for p in pieces)) if pieces else tuple(b)  # fmt: skip
-            one = pieces and abs(_area(hull) - visible) <= 1e-9 * max(_area(b), 1.0)
+                    max(p[3] for p in pieces))  # fmt: skip
+            one = abs(_area(hull) - visible) <= 1e-9 * max(_area(b), 1.0)
             boxes.append(list(hull) if one else b)
             labels.append(label)
-        for b, label in zip(partner_boxes, partner_labels):
+            weights.append(g)
+        for b, label, g in zip(partner_boxes, partner_labels, partner_given):
             inside = _intersection(b, r)
             if _area(inside) > 0 and _area(inside) >= min_visibility * _area(b):
                 boxes.append(list(inside))
                 labels.append(label)
-        out.append((boxes, labels, [1.0] * len(boxes)))
+                weights.append(g)
+        out.append((boxes, labels, weights))
     return out
 
 

@@ -109,6 +109,34 @@ def test_paste_names_bad_shapes(paste_path):
         paste(x.clone(), x, torch.tensor([[0, 1, 0, 1]] * 4), torch.tensor([0, 4, 1, 2]))
 
 
+class TestPasteAtTheBorders:
+    """Edges beyond a dimension are clipped to it on both paths; boxes of another dtype are refused by name."""
+
+    @pytest.mark.parametrize("edges", [[-2, 3, 1, 4], [1, 9, -5, 2], [-4, -1, 0, 6], [2, 3, 6, 9], [0, 5, 0, 6]])
+    def test_both_paths_clip_the_edges_to_the_row(self, edges, paste_path):
+        x = torch.arange(2 * 5 * 6, dtype=torch.float32).view(2, 1, 5, 6)
+        got = paste(x.clone(), x, torch.tensor([edges, [0, 0, 0, 0]]), torch.tensor([1, 0]))
+        top, bottom, left, right = (min(max(e, 0), n) for e, n in zip(edges, (5, 5, 6, 6)))
+        want = x.clone()
+        want[0, :, top:bottom, left:right] = x[1, :, top:bottom, left:right]
+        assert torch.equal(got, want)
+
+    @pytest.mark.parametrize("dtype", [torch.float32, torch.float64, torch.bool])
+    def test_non_integer_boxes_are_refused_naming_them(self, dtype, paste_path):
+        x = torch.rand(2, 1, 5, 6)
+        boxes = torch.tensor([[0, 2, 1, 3], [0, 0, 0, 0]]).to(dtype)
+        with pytest.raises(ValueError, match=f"paste's boxes must be an integer tensor.*{dtype}"):
+            paste(x.clone(), x, boxes, torch.tensor([1, 0]))
+
+    def test_mix_refuses_non_integer_boxes_naming_them(self):
+        from mixup_collate.mix import mix
+        from mixup_collate.params import CUT
+
+        x, mode = torch.rand(2, 1, 5, 6), torch.full((2,), CUT, dtype=torch.uint8)
+        with pytest.raises(ValueError, match="boxes must hold integer edges"):
+            mix(x, torch.tensor([1, 0]), torch.ones(2), mode=mode, boxes=torch.tensor([[0.0, 2, 1, 3]] * 2))
+
+
 def test_paste_fills_a_number_and_converts_to_outs_dtype(paste_path):
     out = torch.ones(2, 3, 4)
     paste(out, 0.0, torch.tensor([[1, 3, 0, 2], [0, 0, 0, 0]]))

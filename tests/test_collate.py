@@ -241,6 +241,12 @@ class TestOptions:
         else:
             assert sorted(finished(collate, samples).extras) == kept
 
+    @pytest.mark.parametrize("extras, named", [(["nmae"], "'nmae'"), (["id", "path"], "'path'"), ([5], "5")])
+    def test_extras_naming_a_field_no_sample_has_is_refused_naming_it_and_the_fields(self, extras, named):
+        samples = [{"image": torch.rand(3), "label": i, "id": i, "name": f"s{i}"} for i in range(4)]
+        with pytest.raises(KeyError, match=rf"extras names the field {named}.*their other fields are \['id', 'name'\]"):
+            MixupCollate(device="cpu", extras=extras)(samples)
+
     def test_extras_keeps_tuple_fields_by_position(self):
         samples = [(torch.rand(3), i, f"a{i}", 10 * i) for i in range(3)]
         assert list(finished(MixupCollate(device="cpu", extras=[3]), samples).extras) == [3]
@@ -483,6 +489,20 @@ class TestSchedules:
         assert not collate.enabled and torch.equal(finished(collate, samples).x, xs)
         with pytest.raises(ValueError, match="epoch must be a non-negative int"):
             collate.set_epoch(-1)
+
+    def test_off_epoch_without_set_epoch_warns_once_naming_set_epoch(self):
+        samples, _ = image_samples(4)
+        collate = MixupCollate(device="cpu", seed=0, off_epoch=3)
+        with pytest.warns(UserWarning, match=r"off_epoch=3.*set_epoch\(\) has not been called"):
+            finished(collate, samples)
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")
+            finished(collate, samples)  # once
+            for make in (lambda c: c.set_epoch(0), lambda c: c.load_state_dict(collate.state_dict())):
+                announced = MixupCollate(device="cpu", seed=0, off_epoch=3)
+                make(announced)
+                finished(announced, samples)
+            finished(MixupCollate(device="cpu", seed=0), samples)
 
     def test_each_epoch_has_its_own_reproducible_stream(self):
         samples, _ = image_samples(8)

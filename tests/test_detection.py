@@ -9,7 +9,7 @@ from torch.utils.data import DataLoader, Dataset
 
 from mixup_collate import MixupCollate
 from mixup_collate.batch import DetectionBatch
-from mixup_collate.detection import pack_targets
+from mixup_collate.detection import mix_box_targets, pack_targets
 from mixup_collate.params import BLENDED, CUT, UNMIXED
 
 H, W = 24, 30
@@ -147,10 +147,125 @@ class TestCutMixRows:
             top, bottom, left, right = params.boxes[i].tolist()
             inside = [k for k, b in enumerate(samples[j][1]["boxes"].tolist())
                       if min(b[2], right) > max(b[0], left) and min(b[3], bottom) > max(b[1], top)]  # fmt: skip
-            want = [m & ~region for m in own] + [theirs[k] & region for k in inside] if j != i else list(own)
+            shown = [k for k, b in enumerate(samples[i][1]["boxes"].tolist())
+                     if not (left <= b[0] and b[2] <= right and top <= b[1] and b[3] <= bottom)]  # fmt: skip
+            want = [own[k] & ~region for k in shown] + [theirs[k] & region for k in inside] if j != i else list(own)
             assert target["masks"].dtype == torch.bool and len(target["masks"]) == len(want)
             for k, (got, mask) in enumerate(zip(target["masks"], want)):
                 assert torch.equal(got, mask), f"sample {i}, mask {k}"
+
+
+def mixed_by_hand(targets, perm, lam, mode, regions=None, min_visibility=0.1, size=(H, W), **pack):
+    """``mix_box_targets`` on given draws: ``regions`` as ``(top, bottom, left, right)`` rows."""
+    regions = None if regions is None else torch.tensor(regions, dtype=torch.int64)
+    packed, mode = pack_targets(targets, size, **pack), torch.tensor(mode, dtype=torch.uint8)
+    return mix_box_targets(
+        packed, torch.tensor(perm), torch.tensor(lam), mode, regions, torch.device("cpu"), min_visibility
+    )
+
+
+def box_target(*boxes, **fields):
+    return {"boxes": torch.tensor(boxes, dtype=torch.float32), "labels": torch.arange(len(boxes)) + 1, **fields}
+
+
+class TestWhatTheImageShows:
+    @pytest.mark.parametrize("visibility", [0.0, 0.1, 1.0])
+    def test_an_own_box_the_pasted_region_covers_whole_is_gone_at_any_min_visibility(self, visibility):
+        targets = [box_target([2.0, 2, 8, 8], [20, 10, 28, 20]), box_target([1.0, 1, 3, 3])]
+        out = mixed_by_hand(targets, [1, 0], [0.5, 1.0], [CUT, UNMIXED], [[0, 12, 0, 12], [0, 0, 0, 0]], visibility)
+        assert out[0]["boxes"].tolist() == [[20, 10, 28, 20], [1, 1, 3, 3]], "the covered own box is gone"
+        assert out[0]["labels"].tolist() == [2, 1] and out[0]["weights"].tolist() == [1, 1]
+
+    def test_a_partner_box_outside_the_region_is_gone_at_min_visibility_zero(self):
+        targets = [box_target([20.0, 10, 28, 20]), box_target([1.0, 1, 3, 3], [14, 14, 18, 18])]
+        out = mixed_by_hand(targets, [1, 0], [0.5, 1.0], [CUT, UNMIXED], [[0, 12, 0, 12], [0, 0, 0, 0]], 0.0)
+        assert out[0]["boxes"].tolist() == [[20, 10, 28, 20], [1, 1, 3, 3]]
+
+    def test_the_part_of_a_box_outside_the_image_is_not_visible_and_boxes_come_back_inside_it(self):
+        # [-20, 4, 6, 10]: only [0, 4, 6, 10] is in the image; the region covers that part, so nothing of it shows.
+        targets = [box_target([-20.0, 4, 6, 10], [10, 2, 40, 30]), box_target([1.0, 1, 3, 3])]
+        cut = mixed_by_hand(targets, [1, 0], [0.5, 1.0], [CUT, UNMIXED], [[0, 12, 0, 8], [0, 0, 0, 0]], 0.0)
+        assert cut[0]["boxes"].tolist() == [[10, 2, W, H], [1, 1, 3, 3]] and cut[0]["labels"].tolist() == [2, 1]
+        blended = mixed_by_hand(targets, [1, 0], [0.75, 0.75], [BLENDED, BLENDED])
+        assert blended[0]["boxes"].tolist() == [[0, 4, 6, 10], [10, 2, W, H], [1, 1, 3, 3]]
+        assert blended[1]["boxes"].tolist() == [[1, 1, 3, 3], [0, 4, 6, 10], [10, 2, W, H]]
+
+    @pytest.mark.parametrize("visibility", [0.0, 0.3])
+    @pytest.mark.parametrize("seed", range(4))
+    def test_boxes_reaching_outside_the_image_match_the_oracle_on_their_part_inside(self, seed, visibility):
+        samples = detection_samples(seed=seed)
+        for _, target in samples:
+            target["boxes"] = target["boxes"] * 1.4 - 4  # some edges leave the image on every side
+        batch, params = batch_and_params(samples, alpha=0.8, cutmix_alpha=1.0, box_min_visibility=visibility, seed=seed)
+        targets = [(t["boxes"].double().tolist(), t["labels"].tolist()) for _, t in samples]
+        regions = params.boxes.tolist() if params.boxes is not None else [[0, 0, 0, 0]] * len(samples)
+        want = detection_reference(targets, params.perm.tolist(), params.lam.tolist(), params.mode.tolist(), regions,
+                                   visibility, size=(H, W))  # fmt: skip
+        for i, (target, (boxes, labels, weights)) in enumerate(zip(batch.targets, want)):
+            assert target["boxes"].shape == (len(boxes), 4), f"sample {i}"
+            if boxes:
+                torch.testing.assert_close(target["boxes"].double(), torch.tensor(boxes).double(), rtol=0, atol=1e-5)
+            assert target["labels"].tolist() == labels
+            torch.testing.assert_close(target["weights"].double(), torch.tensor(weights, dtype=torch.float64))
+            b = target["boxes"]
+            assert bool(((b[:, 0] >= 0) & (b[:, 1] >= 0) & (b[:, 2] <= W) & (b[:, 3] <= H)).all())
+
+
+class TestTheTargetsOwnWeights:
+    @pytest.mark.parametrize(
+        "kwargs", [{"alpha": 0.8}, {"alpha": 0, "cutmix_alpha": 1.0}, {"alpha": 0.8, "cutmix_alpha": 1.0, "prob": 0.6}]
+    )
+    @pytest.mark.parametrize("seed", range(3))
+    def test_per_box_weights_are_multiplied_by_the_mixing_weights(self, seed, kwargs):
+        samples = detection_samples(seed=seed)
+        g = torch.Generator().manual_seed(seed)
+        for _, target in samples:
+            target["weights"] = torch.rand(len(target["boxes"]), generator=g, dtype=torch.float64) + 0.5
+        batch, params = batch_and_params(samples, **kwargs, seed=seed)
+        targets = [(t["boxes"].double().tolist(), t["labels"].tolist(), t["weights"].tolist()) for _, t in samples]
+        regions = params.boxes.tolist() if params.boxes is not None else [[0, 0, 0, 0]] * len(samples)
+        want = detection_reference(
+            targets, params.perm.tolist(), params.lam.tolist(), params.mode.tolist(), regions, 0.1
+        )
+        for target, (boxes, _, weights) in zip(batch.targets, want):
+            assert target["weights"].dtype == torch.float32 and len(boxes) == len(target["weights"])
+            torch.testing.assert_close(target["weights"].double(), torch.tensor(weights, dtype=torch.float64))
+
+
+class TestPerImageAndPerBoxFields:
+    def test_torchvisions_and_detrs_per_image_fields_stay_the_samples_own_whatever_their_length(self):
+        targets = [box_target([1.0, 1, 5, 5], image_id=torch.tensor([7]), size=torch.tensor([H, W])),
+                   box_target([2.0, 2, 6, 6], [8, 8, 12, 12], image_id=torch.tensor([9]), size=torch.tensor([H, W]),
+                              orig_size=torch.tensor([480, 640]))]  # fmt: skip
+        targets[0]["orig_size"] = torch.tensor([300, 400])
+        out = mixed_by_hand(targets, [1, 0], [0.75, 0.75], [BLENDED, BLENDED])
+        assert [t["image_id"].tolist() for t in out] == [[7], [9]]
+        assert [t["size"].tolist() for t in out] == [[H, W], [H, W]]
+        assert [t["orig_size"].tolist() for t in out] == [[300, 400], [480, 640]]
+        assert len(out[0]["boxes"]) == 3
+
+    def test_image_ids_of_one_element_are_taken_with_any_box_counts(self):
+        samples = detection_samples(counts=[1, 3, 0, 2])
+        for i, (_, target) in enumerate(samples):
+            target["image_id"] = torch.tensor([i])
+        batch = finished(MixupCollate(alpha=0.8, box_targets=True, device="cpu", seed=0), samples)
+        assert [t["image_id"].tolist() for t in batch.targets] == [[0], [1], [2], [3]]
+
+    def test_a_custom_per_box_field_is_mixed_with_its_boxes_when_named(self):
+        samples = detection_samples(counts=[2, 1, 3, 2])
+        for _, target in samples:
+            target["track"] = target["labels"] * 100
+        batch = finished(MixupCollate(alpha=0.8, box_targets=True, box_fields=["track"], device="cpu", seed=0), samples)
+        for target in batch.targets:
+            assert target["track"].tolist() == (target["labels"] * 100).tolist()
+        unnamed = finished(MixupCollate(alpha=0.8, box_targets=True, device="cpu", seed=0), samples)
+        assert [torch.equal(t["track"], s[1]["track"]) for t, s in zip(unnamed.targets, samples)] == [True] * 4
+
+    def test_per_box_fields_listed_in_another_order_are_taken(self):
+        samples = detection_samples(counts=[2, 1, 3, 2])
+        samples[2] = (samples[2][0], dict(reversed(list(samples[2][1].items()))))
+        batch = finished(MixupCollate(alpha=0.8, box_targets=True, device="cpu", seed=0), samples)
+        assert all(len(t["iscrowd"]) == len(t["labels"]) == len(t["boxes"]) for t in batch.targets)
 
 
 class TestUnmixedRows:
@@ -186,11 +301,45 @@ class TestErrors:
             (lambda t: t.update(boxes=torch.zeros(2, 5)), r"sample 2's target 'boxes' must have shape \(N, 4\)"),
             (lambda t: t.update(iscrowd=torch.zeros(7)), r"sample 2's target 'iscrowd' has shape \(7,\).*3 boxes"),
             (lambda t: t.update(labels=torch.zeros(2, dtype=torch.int64)), r"sample 2's target 'labels'"),
-            (lambda t: t.update(boxes=torch.tensor([[5.0, 5, 5, 9]] * 3)), r"sample 2's box 0 .*positive width"),
+            (
+                lambda t: t.update(boxes=torch.tensor([[5.0, 5, 5, 9]] * 3)),
+                r"sample 2's target 'boxes' has box 0 .*no area",
+            ),
+            (
+                lambda t: t.update(boxes=torch.tensor([[1.0, 1, 4, 4], [1, 1, 4, 4], [-9, 2, 0, 6]])),
+                r"sample 2's target 'boxes' has box 2 = \[-9.0, 2.0, 0.0, 6.0\].*no area inside the 24x30 image",
+            ),
+            (
+                lambda t: t["boxes"].__setitem__((1, 2), float("nan")),
+                r"sample 2's target 'boxes' has a NaN or infinite.*box 1",
+            ),
+            (
+                lambda t: t["boxes"].__setitem__((0, 3), float("inf")),
+                r"sample 2's target 'boxes' has a NaN or infinite.*box 0",
+            ),
+            (
+                lambda t: t["boxes"].__setitem__((2, 0), -float("inf")),
+                r"sample 2's target 'boxes' has a NaN or infinite.*box 2",
+            ),
+            (
+                lambda t: t.update(labels=torch.tensor([1.0, 2.0, 3.0])),
+                r"sample 2's target 'labels' must be \(3,\) integers",
+            ),
+            (
+                lambda t: t.update(masks=torch.zeros(3, H, W + 1, dtype=torch.bool)),
+                r"sample 2's target 'masks' has shape",
+            ),
+            (lambda t: t.update(weights=torch.ones(3, 2)), r"sample 2's target 'weights' must be \(3,\) real numbers"),
+            (lambda t: t.update(weights=torch.ones(1)), r"sample 2's target 'weights' has shape \(1,\).*3 boxes"),
+            (lambda t: t.update(weights=0.5), r"sample 2's target 'weights' must be a tensor"),
+            (
+                lambda t: t.update(iscrowd=t["iscrowd"].int()),
+                r"sample 2's per-box field 'iscrowd' is torch.int32.*sample 0's is torch.int64",
+            ),
         ],
     )
     def test_a_malformed_target_names_the_sample_and_the_field(self, change, message):
-        samples = detection_samples(counts=[3] * 4)
+        samples = detection_samples(counts=[3] * 4, masks=True)
         change(samples[2][1])
         with pytest.raises(ValueError, match=message):
             MixupCollate(box_targets=True, device="cpu")(samples)

@@ -32,6 +32,7 @@ BAD_VALUES = [
     ("box_min_visibility", 1.2, r"box_min_visibility must be a number in \[0, 1\]"),
     ("cutmix_dims", (-1, -2), r"cutmix_dims must be a tuple of one or more negative sample dimensions.*increasing"),
     ("channel_dim", 1, r"channel_dim must be None .* or a negative dimension"),
+    ("channel_dim", 0, r"channel_dim must be None .* or a negative dimension"),
     ("box_target_keys", ("boxes", "masks"), "box_target_keys must include 'boxes' and 'labels'.*no 'labels'"),
     ("correct_lam", None, "correct_lam must be True or False"),
     ("num_classes", 2.5, "num_classes must be a positive int"),
@@ -58,6 +59,8 @@ BAD_VALUES = [
     ("input_key", ["image"], "input_key must be a dict key"),
     ("target_key", {}, "target_key must be a dict key"),
     ("extras", "path", "extras must be True, False or a list of the fields to keep"),
+    ("extras", None, "extras must be True, False or a list of the fields to keep"),
+    ("box_fields", "track", "box_fields must be a list of a detection target's keys"),
     ("extras_to_device", None, "extras_to_device must be True or False"),
 ]
 
@@ -152,6 +155,19 @@ class TestCombinationsAreCheckedTogether:
         assert collate.alpha == 0 and collate.cutmix_alpha == 1.0 and collate.prob == 1.0
 
 
+class TestTheFoldBound:
+    """With ``fold=True`` a CutMix box covers at most half a sample: ``hi ** k <= 0.5``, the bound included."""
+
+    @pytest.mark.parametrize("dims", [(-1,), (-2, -1), (-3, -2, -1)])
+    def test_the_exact_boundary_value_is_accepted_and_anything_above_refused(self, dims):
+        k = len(dims)
+        bound = 0.5 ** (1 / k)
+        collate = MixupCollate(alpha=0, cutmix_minmax=(0.1, bound), cutmix_dims=dims, device="cpu")
+        assert collate.cutmix_minmax == (0.1, bound)
+        with pytest.raises(ValueError, match=r"fold=True keeps at least half"):
+            MixupCollate(alpha=0, cutmix_minmax=(0.1, bound + 1e-6), cutmix_dims=dims)
+
+
 class TestSettingsTravelWithTheCollate:
     def test_repr_shows_the_settings(self):
         collate = MixupCollate(0.3, cutmix_alpha=1.0, device="cpu", seed=9)
@@ -204,6 +220,47 @@ class TestStructureIsFixedFromTheFirstBatch:
         collate.alpha, collate.prob, collate.dtype, collate.enabled = 0.8, 0.5, "bfloat16", False
         assert collate(image_samples(4)[0]).finish().x.dtype == torch.bfloat16
 
+    @pytest.mark.parametrize(
+        "name, value", [("box_target_keys", ("boxes", "labels")), ("extras", ["path"]), ("box_fields", ["track"])]
+    )
+    def test_detection_keys_and_extras_are_structural_too(self, name, value):
+        collate = MixupCollate(device="cpu", box_targets=name != "extras")
+        samples = [{"image": x, "label": y, "path": str(i)} for i, (x, y) in enumerate(image_samples(4)[0])]
+        if name != "extras":
+            from test_detection import detection_samples
+
+            samples = detection_samples(counts=[1] * 4)
+        collate(samples)
+        with pytest.raises(ValueError, match=f"{name} cannot change after the collate's first batch"):
+            setattr(collate, name, value)
+
+    def test_detection_keys_in_another_order_are_no_change(self):
+        from test_detection import detection_samples
+
+        collate = MixupCollate(device="cpu", box_targets=True, box_target_keys=["labels", "boxes", "image_id"])
+        collate(detection_samples(counts=[1] * 4))
+        collate.update(box_target_keys=("boxes", "image_id", "labels"))
+        collate.box_target_keys = ["image_id", "labels", "boxes"]
+
+    @pytest.mark.parametrize(
+        "kwargs, change, fix",
+        [
+            ({"alpha": 0, "cutmix_alpha": 1.0, "cutmix_dims": (-4, -2, -1)}, {}, {"cutmix_dims": (-2, -1)}),
+            ({"dense_targets": True}, {"box_targets": True}, {"box_targets": False}),
+            ({"dense_targets": True}, {"soft_targets": True}, {"soft_targets": False}),
+        ],
+    )
+    def test_a_refused_first_batch_fixes_nothing_so_the_fix_its_error_names_works(self, kwargs, change, fix):
+        samples = [(torch.rand(3, 8, 8), torch.rand(8, 8) if kwargs.get("dense_targets") else i) for i in range(4)]
+        collate = MixupCollate(device="cpu", seed=0, **kwargs)
+        for name, value in change.items():
+            setattr(collate, name, value)  # single assignments: the combination is checked at the next batch
+        for _ in range(2):  # the refusal repeats: nothing was fixed by the first
+            with pytest.raises(ValueError):
+                finished(collate, samples)
+        collate.update(**fix)
+        assert finished(collate, samples).x.shape == (4, 3, 8, 8)
+
     def test_a_copy_of_a_used_collate_may_be_set_up_anew(self):
         collate = MixupCollate(device="cpu", num_classes=10)
         collate(image_samples(4)[0])
@@ -247,6 +304,13 @@ class TestMisspeltSettings:
         with pytest.raises(AttributeError, match=f"unknown setting '{name}'; did you mean '{closest}'"):
             setattr(collate, name, 0.2)
         assert not hasattr(collate, name)
+
+    @pytest.mark.parametrize(
+        "name, closest", [("cutmix_alfa", "cutmix_alpha"), ("mixup_alpha", "alpha"), ("devcie", "device")]
+    )
+    def test_the_constructor_names_the_closest_setting(self, name, closest):
+        with pytest.raises(TypeError, match=f"unknown setting '{name}'; did you mean '{closest}'"):
+            MixupCollate(**{name: 1.0})
 
     def test_the_collates_own_attributes_are_still_assigned(self):
         collate = MixupCollate(device="cpu")

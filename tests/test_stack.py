@@ -308,6 +308,16 @@ def test_unsupported_targets_name_the_sample(target, message):
         stack_samples([(torch.rand(2), 0), (torch.rand(2), target)])
 
 
+def test_bounding_boxes_and_detection_dicts_point_to_box_targets():
+    tv_tensors = pytest.importorskip("torchvision.tv_tensors")
+    boxes = tv_tensors.BoundingBoxes(torch.tensor([[1.0, 1, 3, 3]]), format="XYXY", canvas_size=(4, 4))
+    with pytest.raises(TypeError, match=r"sample 0's target is a tv_tensors.BoundingBoxes.*box_targets=True"):
+        stack_samples([(torch.rand(3, 4, 4), boxes), (torch.rand(3, 4, 4), boxes.clone())])
+    detection = {"boxes": torch.tensor([[1.0, 1, 3, 3]]), "labels": torch.tensor([1])}
+    with pytest.raises(TypeError, match=r"sample 0's target is a detection dict.*box_targets=True"):
+        stack_samples([(torch.rand(3, 4, 4), detection), (torch.rand(3, 4, 4), detection)])
+
+
 def test_a_batch_of_bool_targets_is_refused():
     with pytest.raises(TypeError, match="sample 0's target is a bool"):
         stack_samples([(torch.rand(2), True), (torch.rand(2), False)])
