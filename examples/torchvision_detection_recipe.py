@@ -98,7 +98,12 @@ def main(args: argparse.Namespace) -> dict:
 
         keys = ("boxes", "labels", "masks", "image_id")  # lsj's crop keeps area and iscrowd whole: left out
         train_collate_fn = MixupCollate(
-            args.mixup_alpha, cutmix_alpha=args.cutmix_alpha, box_targets=True, box_target_keys=keys, device=device
+            args.mixup_alpha,
+            cutmix_alpha=args.cutmix_alpha,
+            box_targets=True,
+            box_target_keys=keys,
+            cycle=True,  # no image is its own partner, however few images per GPU (-b)
+            device=device,
         )
 
     data_loader = DataLoader(

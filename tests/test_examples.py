@@ -316,15 +316,6 @@ class TestTorchvisionUint8Recipe:
         result = recipe("--uint8-presets", "--mixup-alpha", "0.2", "--cutmix-alpha", "1.0", "--random-erase", "0.5")
         assert len(result["losses"]) == 1 and math.isfinite(result["losses"][0])
 
-    def test_the_patch_applies_on_top_of_the_train_patch(self):
-        """Its train.py hunks remove and keep exactly the lines ``torchvision_train.diff`` leaves at those numbers."""
-        after_train_patch = {}
-        for _, new_start, lines in hunks_by_file((EXAMPLES / "torchvision_train.diff").read_text())[TRAIN_PY]:
-            after_train_patch.update(enumerate(side(lines, "+"), start=new_start))
-        for old_start, _, lines in hunks_by_file((EXAMPLES / PRESETS_DIFF).read_text())[TRAIN_PY]:
-            before = side(lines, "-")
-            assert before == [after_train_patch.get(n) for n in range(old_start, old_start + len(before))]
-
     def test_the_example_makes_the_patchs_collate_calls_and_erases_with_its_value(self):
         files = hunks_by_file((EXAMPLES / PRESETS_DIFF).read_text())
         example = (EXAMPLES / "torchvision_recipe.py").read_text().splitlines()
