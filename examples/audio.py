@@ -2,7 +2,7 @@
 
     python examples/audio.py                    # three runs, seed 0, prints each run's accuracy
     python examples/audio.py --seeds 0 1 2      # a few seeds per run
-    python examples/audio.py --picture ''       # no picture
+    python examples/audio.py --picture audio_time_cutmix.png # also writes the picture
 
 Every sample is a log-magnitude spectrogram ``(1, F, T)`` (``torch.stft`` of a generated one-second
 waveform at 8 kHz) of one of four sounds: a steady low tone, a steady high tone, a rising chirp, or
@@ -27,7 +27,6 @@ from mixup_collate import MixupCollate, mixup_cross_entropy
 
 SOUNDS = ("low tone", "high tone", "chirp", "noise bursts")
 RATE, SECONDS, N_FFT, HOP = 8000, 1.0, 256, 128
-PICTURE = Path(__file__).resolve().parent / "images" / "audio_time_cutmix.png"
 RUNS = {
     "plain": dict(alpha=0.4, enabled=False),
     "mixup": dict(alpha=0.4),
@@ -156,7 +155,7 @@ def get_args_parser() -> argparse.ArgumentParser:
     p.add_argument("--lr", type=float, default=3e-3)
     p.add_argument("--seeds", type=int, nargs="+", default=[0])
     p.add_argument("--runs", nargs="+", default=list(RUNS), choices=list(RUNS))
-    p.add_argument("--picture", default=str(PICTURE), help="where to write the picture ('' for none)")
+    p.add_argument("--picture", default=None, help="write the picture to this PNG (none by default)")
     return p
 
 

@@ -2,7 +2,7 @@
 
     python examples/segmentation.py                       # both runs (plain, CutMix), seed 0, prints mean IoU
     python examples/segmentation.py --seeds 0 1 2         # a few seeds per run
-    python examples/segmentation.py --picture ''          # no picture
+    python examples/segmentation.py --picture segmentation_cutmix.png # also writes the picture
 
 Every sample is a ``uint8`` picture ``(3, S, S)`` of discs, squares and triangles on a textured
 background, with its ``uint8`` class-index mask ``(S, S)``: 0 background, 1-3 the shapes, and 255
@@ -31,7 +31,6 @@ from mixup_collate import MixupCollate, mixup_cross_entropy
 NUM_CLASSES = 4  # background, disc, square, triangle
 VOID = 255
 MEAN, STD = (0.5, 0.5, 0.5), (0.25, 0.25, 0.25)  # in [0, 1] units, as MixupCollate takes them for uint8
-PICTURE = Path(__file__).resolve().parent / "images" / "segmentation_cutmix.png"
 # Overlay colours per class (background, disc, square, triangle); void is drawn white.
 PALETTE = torch.tensor([[0, 0, 0], [230, 25, 75], [60, 180, 75], [0, 130, 200]], dtype=torch.float32) / 255
 
@@ -213,7 +212,7 @@ def get_args_parser() -> argparse.ArgumentParser:
     p.add_argument("-j", "--workers", type=int, default=0)
     p.add_argument("--lr", type=float, default=3e-3)
     p.add_argument("--seeds", type=int, nargs="+", default=[0])
-    p.add_argument("--picture", default=str(PICTURE), help="where to write the picture ('' for none)")
+    p.add_argument("--picture", default=None, help="write the picture to this PNG (none by default)")
     return p
 
 

@@ -2,7 +2,7 @@
 
     python examples/video.py                    # four runs, seed 0, prints each run's accuracy
     python examples/video.py --seeds 0 1 2      # a few seeds per run
-    python examples/video.py --picture ''       # no picture
+    python examples/video.py --picture video_temporal_cutmix.png # also writes the picture
 
 Every sample is a ``uint8`` clip ``(T, C, H, W)`` of a bright square gliding across a noisy background;
 its class is the direction of the motion (right, left, down, up), so no single frame tells it: the net
@@ -28,7 +28,6 @@ from mixup_collate import MixupCollate, mixup_cross_entropy
 DIRECTIONS = ("right", "left", "down", "up")
 STEPS = torch.tensor([[0, 1], [0, -1], [1, 0], [-1, 0]])  # (row, column) per frame
 MEAN, STD = (0.45, 0.45, 0.45), (0.25, 0.25, 0.25)
-PICTURE = Path(__file__).resolve().parent / "images" / "video_temporal_cutmix.png"
 RUNS = {"plain": None, "spatial": (-2, -1), "temporal": (-4,), "block": (-4, -2, -1)}
 
 
@@ -157,7 +156,7 @@ def get_args_parser() -> argparse.ArgumentParser:
     p.add_argument("--lr", type=float, default=3e-3)
     p.add_argument("--seeds", type=int, nargs="+", default=[0])
     p.add_argument("--runs", nargs="+", default=list(RUNS), choices=list(RUNS))
-    p.add_argument("--picture", default=str(PICTURE), help="where to write the picture ('' for none)")
+    p.add_argument("--picture", default=None, help="write the picture to this PNG (none by default)")
     return p
 
 

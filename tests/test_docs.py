@@ -45,3 +45,67 @@ def test_the_site_builds_strictly(tmp_path):
     )
     assert done.returncode == 0, done.stderr[-3000:]
     assert (tmp_path / "site" / "api" / "index.html").read_text().count("MixupCollate") > 5
+
+
+# What a reader supplies to each page's ```python blocks, which run in order in one namespace after it, as printed.
+# A page whose blocks need nothing from the reader is listed with "".
+READER = {
+    "README.md": """
+import torch
+from torch.utils.data import TensorDataset
+
+train_set = TensorDataset(torch.rand(64, 3, 8, 8), torch.arange(64) % 10)
+val_set = TensorDataset(torch.rand(32, 3, 8, 8), torch.arange(32) % 10)
+model = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(192, 10))
+model.to("cuda" if torch.cuda.is_available() else "cpu")
+optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
+epochs = 2
+""",
+    "docs/index.md": """
+import torch
+from torch.utils.data import TensorDataset
+
+train_set = TensorDataset(torch.rand(64, 3, 8, 8), torch.arange(64) % 10)
+model = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(192, 10))
+model.to("cuda" if torch.cuda.is_available() else "cpu")
+""",
+    "docs/segmentation.md": """
+import torch
+
+pairs = [(torch.randint(0, 256, (3, 16, 16), dtype=torch.uint8), torch.randint(0, 4, (16, 16))) for _ in range(16)]
+model = torch.nn.Conv2d(3, 4, 3, padding=1).to("cuda" if torch.cuda.is_available() else "cpu")
+""",
+    "docs/detection.md": """
+import torch
+
+dataset = [
+    (torch.randint(0, 256, (3, 64, 64), dtype=torch.uint8),
+     {"boxes": torch.tensor([[4.0, 4, 30, 30], [20, 24, 60, 50]]), "labels": torch.tensor([1, 3])})
+    for _ in range(4)
+]
+""",
+    "docs/video-audio.md": "",
+}
+PAGES_WITH_CODE = sorted(
+    str(p.relative_to(ROOT)) for p in [README, *(ROOT / "docs").rglob("*.md")] if "```python" in p.read_text()
+)
+
+
+def test_every_page_with_python_blocks_runs_them():
+    assert sorted(READER) == PAGES_WITH_CODE
+
+
+@pytest.mark.parametrize(
+    "page",
+    [pytest.param(p, marks=pytest.mark.slow) if "num_workers=" in (ROOT / p).read_text() else p for p in READER],
+)
+def test_the_pages_python_blocks_run_as_printed(page):
+    from integration_support import global_state_kept
+
+    blocks = re.findall(r"```python\n(.*?)```", (ROOT / page).read_text(), flags=re.S)
+    assert blocks, page
+    scope = {"__name__": "page"}
+    with global_state_kept():
+        exec(compile(READER[page], f"the reader's part of {page}", "exec"), scope)
+        for i, block in enumerate(blocks):
+            exec(compile(block, f"{page}, block {i + 1}", "exec"), scope)
