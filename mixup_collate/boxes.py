@@ -43,8 +43,8 @@ def sample_boxes(
     share), centred on a uniformly random index in each dimension and clipped at the borders, so the
     box may come out smaller. With ``minmax=(lo, hi)`` the side ratios are drawn uniformly from
     ``[lo, hi]`` instead (``lam`` is then unused) and the box is placed uniformly inside the sample.
-    Either way :func:`kept_fraction` gives the exact share a sample keeps. ``sample_boxes(lam, H, W)``
-    gives ``(top, bottom, left, right)`` boxes.
+    Either way [`kept_fraction`][mixup_collate.boxes.kept_fraction] gives the exact share a sample keeps.
+    ``sample_boxes(lam, H, W)`` gives ``(top, bottom, left, right)`` boxes.
     """
     if not sizes or min(sizes) < 1:
         raise ValueError(f"a box needs one or more non-empty dimensions, got sizes {sizes}")

@@ -1,10 +1,10 @@
 """``MixupCollate``: the ``collate_fn`` that stacks samples on the CPU and mixes them on the device.
 
-A batch's path, by module: :mod:`.stack` stacks the samples where the DataLoader calls the collate
-(a worker process when ``num_workers > 0``) into a :class:`~mixup_collate.pending.PendingBatch`. At
-the batch's first use, in the main process, the collate draws its parameters (:mod:`.params`, from
-the collate's :mod:`.stream`, as its :mod:`.settings` say) and :mod:`.finish` applies them on the
-device (:mod:`.mix`). The collate itself only composes these.
+A batch's path, by module: ``stack`` stacks the samples where the DataLoader calls the collate
+(a worker process when ``num_workers > 0``) into a [`PendingBatch`][mixup_collate.PendingBatch]. At
+the batch's first use, in the main process, the collate draws its parameters (``params``, from
+the collate's ``stream``, as its ``settings`` say) and ``finish`` applies them on the
+device (``mix``). The collate itself only composes these.
 """
 
 from __future__ import annotations
@@ -52,7 +52,7 @@ class MixupCollate:
     (or ``x_i`` with a box pasted from ``x_perm[i]`` under CutMix), ``y_a`` the targets, ``y_b = y_a[perm]``
     and ``lam`` float32 ``(B,)``, the weight of ``y_a``. Samples are stacked where the DataLoader calls the
     collate (a worker process when ``num_workers > 0``); the draws and the mix happen in the main process,
-    on ``device``, the first time the loop uses the batch (see :class:`~mixup_collate.pending.PendingBatch`).
+    on ``device``, the first time the loop uses the batch (see [`PendingBatch`][mixup_collate.PendingBatch]).
 
     Args:
         alpha: Mixup's Beta(alpha, alpha) concentration; 0 turns Mixup off (with CutMix on).
@@ -71,7 +71,8 @@ class MixupCollate:
             integer ``(H, W)`` masks; depth, heatmaps: float ``(H, W)`` or ``(K, H, W)`` maps); ``lam`` is
             then ``(B, H, W)``, the weight of ``y_a`` at each pixel (0 inside a pasted CutMix box).
         box_targets: each target is a detection dict (``boxes``, ``labels``, optional ``masks``); the batch is
-            ``(x, targets)`` with per-box ``weights`` (see :func:`~mixup_collate.detection.mix_box_targets`).
+            ``(x, targets)`` with per-box ``weights`` (see
+            [`mix_box_targets`][mixup_collate.detection.mix_box_targets]).
         box_min_visibility: the share of a box's area a CutMix sample must still show for the box to stay (a
             box it does not show at all goes at any value).
         box_target_keys: the keys each detection target keeps (as torchvision's ``target_keys``), the others
@@ -81,9 +82,9 @@ class MixupCollate:
             image's own, whatever its length (``image_id``, DETR's ``size`` and ``orig_size``).
         num_classes: the number of classes, for ``soft_targets``.
         label_smoothing: smoothing of the soft targets (the 4-tuple form leaves it to the loss).
-        off_epoch: from this epoch on (see :meth:`set_epoch`) nothing is mixed.
+        off_epoch: from this epoch on (see [`set_epoch`][mixup_collate.MixupCollate.set_epoch]) nothing is mixed.
         device: where batches are mixed and returned; ``None`` resolves, in the main process, to
-            ``cuda:$LOCAL_RANK``, the current CUDA device, or the CPU (see :func:`resolve_device`).
+            ``cuda:$LOCAL_RANK``, the current CUDA device, or the CPU (see ``resolve_device``).
         enabled: ``False`` returns the same structure unmixed (``lam = 1``, ``y_b = y_a``), for evaluation.
         per_sample: one draw per sample (``True``) or one per batch.
         fold: ``lam`` becomes ``max(lam, 1 - lam)``: every sample keeps at least half of itself.
@@ -174,7 +175,7 @@ class MixupCollate:
         return super().__new__(cls)
 
     def __setattr__(self, name: str, value: Any) -> None:
-        """Settings validate themselves (see :class:`~mixup_collate.settings.Knob`); a misspelt one is refused."""
+        """Settings validate themselves (see ``Knob``); a misspelt one is refused."""
         if not name.startswith("_") and name not in ("settings", "key") and not hasattr(type(self), name):
             raise AttributeError(unknown_setting(name))
         object.__setattr__(self, name, value)
@@ -193,7 +194,7 @@ class MixupCollate:
 
     @property
     def epoch(self) -> int:
-        """The epoch set by :meth:`set_epoch` (0 before)."""
+        """The epoch set by [`set_epoch`][mixup_collate.MixupCollate.set_epoch] (0 before)."""
         return self._stream.epoch
 
     def set_epoch(self, epoch: int) -> None:
@@ -208,7 +209,8 @@ class MixupCollate:
         self._epoch_set = True
 
     def _warn_if_epoch_never_set(self) -> None:
-        """Warn once when ``off_epoch`` waits for an epoch that :meth:`set_epoch` never announces."""
+        """Warn once when ``off_epoch`` waits for an epoch that [`set_epoch`][mixup_collate.MixupCollate.set_epoch]
+        never announces."""
         if self.settings.off_epoch is not None and not self._epoch_set:
             self._epoch_set = True  # once
             warnings.warn(
@@ -302,7 +304,7 @@ class MixupCollate:
         return self._stream.state_dict()
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
-        """Continue the stream saved by :meth:`state_dict`."""
+        """Continue the stream saved by [`state_dict`][mixup_collate.MixupCollate.state_dict]."""
         self._stream.load_state_dict(state)
         self._epoch_set = True
 

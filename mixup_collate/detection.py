@@ -2,13 +2,13 @@
 
 A detection target is a dict in torchvision's form: ``"boxes"`` ``(N, 4)`` (XYXY pixels, or a
 ``tv_tensors.BoundingBoxes`` in any axis-aligned format), ``"labels"`` ``(N,)``, optional ``"masks"``
-``(N, H, W)``, other per-box fields, by name (:data:`PER_BOX_KEYS` and the names a collate's ``box_fields``
-adds), and per-image fields: every other key (``"image_id"``, DETR's ``"size"`` and ``"orig_size"``),
-whatever its length.
-:func:`pack_targets` packs a batch of them into one tensor per field plus the per-sample counts;
-:func:`mix_box_targets` gives each sample the boxes its mixed image shows (see its docstring). The box
-arithmetic runs on the host, where the counts are known, so nothing waits for the device; masks are cut
-on the device by :func:`~mixup_collate.boxes.paste`, the region primitive the images use.
+``(N, H, W)``, other per-box fields, by name ([`PER_BOX_KEYS`][mixup_collate.detection.PER_BOX_KEYS] and the names a
+collate's ``box_fields`` adds), and per-image fields: every other key (``"image_id"``, DETR's ``"size"`` and
+``"orig_size"``), whatever its length.
+[`pack_targets`][mixup_collate.detection.pack_targets] packs a batch of them into one tensor per field plus the
+per-sample counts; [`mix_box_targets`][mixup_collate.detection.mix_box_targets] gives each sample the boxes its mixed
+image shows (see its docstring). The box arithmetic runs on the host, where the counts are known, so nothing waits for
+the device; masks are cut on the device by [`paste`][mixup_collate.boxes.paste], the region primitive the images use.
 """
 
 from __future__ import annotations
@@ -27,9 +27,9 @@ from .params import BLENDED, CUT
 
 __all__ = ["PER_BOX_KEYS", "PackedTargets", "mix_box_targets", "pack_targets"]
 
-# The per-box keys of torchvision's and DETR's targets (and the per-box weights a loss may read): one row per box,
-# so one of another length is an error. Any other key is the image's own, whatever its length.
 PER_BOX_KEYS = ("labels", "masks", "area", "iscrowd", "keypoints", "weights")
+"""The per-box keys of torchvision's and DETR's targets, and per-box weights: one row per box, so one of another
+length is an error. Any other key is the image's own, whatever its length (``box_fields`` names more)."""
 _SIZE_HINT = "box mixing needs one image size per batch (a fixed-size resize or crop in the dataset's transform)"
 
 
@@ -157,7 +157,8 @@ def pack_targets(
 
     Boxes are clamped to the image; a box with no area inside it, or with a NaN or infinite coordinate, is
     refused. ``keys``: keep only these keys of each target (``None``: all). ``per_box_keys``: per-box fields
-    beyond :data:`PER_BOX_KEYS`; every other key is a per-image field, whatever its length.
+    beyond [`PER_BOX_KEYS`][mixup_collate.detection.PER_BOX_KEYS]; every other key is a per-image field, whatever its
+    length.
     """
     split = [_split_target(t, i, size, keys, per_box_keys) for i, t in enumerate(targets)]
     names = list(split[0][1])

@@ -2,11 +2,11 @@
 
 Everything between the draw and the training step lives here: moving the tensors (page-locked for
 an asynchronous copy to CUDA), the targets (``y_b``, mixed float targets, soft targets), the inputs'
-kernel (:func:`~mixup_collate.mix.plan_inputs` decides once per batch: pair, mix or transform, the
-dtype, in place or not; :func:`~mixup_collate.mix.mix_inputs` does it), the caches a collate keeps
+kernel (``plan_inputs`` decides once per batch: pair, mix or transform, the
+dtype, in place or not; ``mix_inputs`` does it), the caches a collate keeps
 from batch to batch (affine constants, the scratch buffer), and the all-or-nothing guard:
 
-* Ctrl-C waits until the batch is complete (:func:`finishing`), so a batch is drawn and mixed whole
+* Ctrl-C waits until the batch is complete (``finishing``), so a batch is drawn and mixed whole
   or not at all;
 * when the mix overwrites the stacked buffer in place, the buffer is spent first, so a batch whose
   mix fails half-way is never mixed twice (finishing it again raises an error that says why);

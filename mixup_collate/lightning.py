@@ -1,4 +1,5 @@
-"""PyTorch Lightning support: a callback that keeps a :class:`~mixup_collate.MixupCollate` in step with the Trainer.
+"""PyTorch Lightning support: a callback that keeps a [`MixupCollate`][mixup_collate.MixupCollate] in step with the
+Trainer.
 
 Lightning needs no help to move or mix the batches: its default ``transfer_batch_to_device`` calls the
 batch's ``.to(device)``, and the batch is mixed there at its first use in ``training_step``, with
@@ -8,8 +9,8 @@ batch's ``.to(device)``, and the batch is mixed there at its first use in ``trai
     loader = DataLoader(train_set, batch_size=128, num_workers=8, collate_fn=collate)
     trainer = Trainer(callbacks=[MixupCallback(collate)], precision="bf16-true")
 
-- the epoch: :meth:`MixupCollate.set_epoch` at the start of every training epoch, resumed ones
-  included (per-epoch streams, ``off_epoch``);
+- the epoch: [`MixupCollate.set_epoch`][mixup_collate.MixupCollate.set_epoch] at the start of every training epoch,
+  resumed ones included (per-epoch streams, ``off_epoch``);
 - checkpoints: the collate's random stream is saved with the Trainer's checkpoints and restored on
   resume, so a resumed run draws what the uninterrupted run would have drawn;
 - ``"64-true"``, ``"bf16-true"`` and ``"16-true"`` precision: Lightning converts a batch's tensors to

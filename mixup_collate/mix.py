@@ -1,14 +1,14 @@
 """The mix itself: pure tensor functions on a ready batch, on whatever device the batch lives.
 
-For a batch ``x`` of shape ``(B, *S)``, :func:`mix` computes
+For a batch ``x`` of shape ``(B, *S)``, [`mix`][mixup_collate.mix.mix] computes
 
     out[i] = (lam[i] * x[i] + (1 - lam[i]) * x[perm[i]]) * scale + shift
 
 for every blended sample, in floating point (``uint8`` input is widened, never rounded back), where the
 optional per-channel affine map (``scale``, ``shift``, broadcastable to ``S``) folds the ``uint8 -> [0, 1]``
 scaling and mean/std normalization into the same pass. A per-sample ``mode`` (see
-:class:`~mixup_collate.params.MixParams`) leaves some samples unmixed and cuts others: their box is
-copied from the partner by :func:`~mixup_collate.boxes.paste`, the one region primitive.
+[`MixParams`][mixup_collate.params.MixParams]) leaves some samples unmixed and cuts others: their box is
+copied from the partner by [`paste`][mixup_collate.boxes.paste], the one region primitive.
 
 Memory traffic is the cost that matters on the CPU. The mix works in place in a private buffer:
 ``x`` itself when the caller owns it (``overwrite_input``), else one converted copy, from which the
@@ -60,7 +60,8 @@ def per_row(w: Tensor, ndim: int) -> Tensor:
 
 
 def output_dtype(x: Tensor, dtype: torch.dtype | None) -> torch.dtype:
-    """The dtype :func:`mix` returns for ``x``: ``dtype``, else ``x``'s own float dtype, float32 for ``uint8``."""
+    """The dtype [`mix`][mixup_collate.mix.mix] returns for ``x``: ``dtype``, else ``x``'s own float dtype, float32 for
+    ``uint8``."""
     if not (x.is_floating_point() or x.dtype == torch.uint8):
         raise TypeError(
             f"cannot mix inputs of dtype {x.dtype}: mixing needs floating point or uint8 (image) inputs; "
@@ -128,7 +129,7 @@ class Scratch:
     """A reusable buffer for the partners, for a caller that mixes batch after batch.
 
     A fresh buffer per batch means faulting in fresh pages per batch (about a copy's worth on the
-    CPU). The buffer never leaves :func:`mix` and is fully overwritten before it is read, so reusing
+    CPU). The buffer never leaves [`mix`][mixup_collate.mix.mix] and is fully overwritten before it is read, so reusing
     it cannot alias a batch the caller holds; a mix running while another holds it gets its own.
     """
 
@@ -228,12 +229,12 @@ def mix(
         x: ``(B, *S)`` floating point or ``uint8`` batch.
         perm: ``(B,)`` int64 partner indices (any indices in ``[0, B)``, not only permutations).
         lam: ``(B,)`` weights of the unshuffled rows.
-        mode: ``(B,)`` per row :data:`~mixup_collate.params.UNMIXED` (kept exactly), ``BLENDED`` (the
+        mode: ``(B,)`` per row [`UNMIXED`][mixup_collate.params.UNMIXED] (kept exactly), ``BLENDED`` (the
             formula) or ``CUT`` (its box copied from its partner); ``None`` blends every row (Mixup).
         boxes: ``(B, 2k)`` int64 boxes, one ``(start, stop)`` pair per dimension of ``dims`` (by default
             ``(top, bottom, left, right)`` over ``(H, W)``), used for the ``CUT`` rows only (an empty box
             leaves the row as it is; edges beyond a dimension are clipped to it, as by
-            :func:`~mixup_collate.boxes.paste`).
+            [`paste`][mixup_collate.boxes.paste]).
         dims: the ``k`` sample dimensions the boxes span: negative indices into ``S``, increasing.
         dtype: output dtype (floating); ``None`` keeps float inputs' dtype, ``uint8`` becomes float32.
         scale: per-channel factor of the affine map ``x * scale + shift``, broadcastable to ``S`` (e.g.
@@ -242,7 +243,7 @@ def mix(
         channels_last: return a ``channels_last`` tensor (4-D inputs only).
         overwrite_input: let the result reuse ``x``'s memory when its dtype and layout allow (``x`` is
             then the result); saves an allocation for callers that own ``x``.
-        scratch: a :class:`Scratch` to gather the partners into, kept by a caller that mixes batch
+        scratch: a [`Scratch`][mixup_collate.mix.Scratch] to gather the partners into, kept by a caller that mixes batch
             after batch (else a fresh buffer per call).
 
     Returns:
@@ -290,7 +291,8 @@ def _mix_into(
     shift: Tensor | None,
     scratch: Scratch | None,
 ) -> Tensor:
-    """:func:`mix` on ``out``, the private buffer in the computation's dtype and layout, overwritten with the result.
+    """[`mix`][mixup_collate.mix.mix] on ``out``, the private buffer in the computation's dtype and layout, overwritten
+    with the result.
 
     ``mode`` ``None`` blends every row. ``source`` is the untouched input ``out`` was converted from, when it
     is another tensor: the rows that are cut or blended then read their partners from it, instead of from a
@@ -361,7 +363,8 @@ def transform(
     channels_last: bool = False,
     overwrite_input: bool = False,
 ) -> Tensor:
-    """The conversion :func:`mix` applies, without mixing: ``out = x * scale + shift`` (for evaluation)."""
+    """The conversion [`mix`][mixup_collate.mix.mix] applies, without mixing: ``out = x * scale + shift`` (for
+    evaluation)."""
     _check_batch(x)
     out_dtype = output_dtype(x, dtype)
     out = _private(x, out_dtype, _memory_format(x, channels_last), overwrite_input)
@@ -380,7 +383,8 @@ def pair(
     """Stack every row with its partner, unmixed: ``out[:, 0] = x``, ``out[:, 1] = x[perm]``, shape ``(B, 2, *S)``.
 
     For models that mix inside (embeddings of categorical inputs, manifold mixup): floating and
-    ``uint8`` inputs get the conversion of :func:`transform`; integer inputs are returned as they are.
+    ``uint8`` inputs get the conversion of [`transform`][mixup_collate.mix.transform]; integer inputs are returned as
+    they are.
     """
     _check_arguments(x, perm)
     return _pair(x, perm, dtype, scale, shift)
@@ -430,13 +434,13 @@ def affine_constants(
 
 
 class InputPlan(NamedTuple):
-    """What :func:`mix_inputs` does to one batch's inputs, decided once by :func:`plan_inputs`.
+    """What ``mix_inputs`` does to one batch's inputs, decided once by ``plan_inputs``.
 
     Attributes:
         kind: ``"mix"`` (blend and paste), ``"transform"`` (convert only: an unmixed batch) or ``"pair"``.
         dtype: the output dtype.
         memory_format: the output layout.
-        scale, shift: the per-channel conversion (:func:`affine_constants`).
+        scale, shift: the per-channel conversion (``affine_constants``).
         in_place: the result is written into the input tensor itself (its dtype and layout already fit).
     """
 
@@ -497,7 +501,7 @@ def mix_inputs(
 ) -> Tensor:
     """Carry out ``plan`` on ``x`` with the batch's draws (the collate's own, so not checked again).
 
-    ``mode``, ``boxes`` and ``dims`` are :class:`~mixup_collate.params.MixParams`'s (``mode`` ``None`` when
+    ``mode``, ``boxes`` and ``dims`` are [`MixParams`][mixup_collate.params.MixParams]'s (``mode`` ``None`` when
     every sample is blended).
     """
     if plan.kind == "pair":
@@ -524,7 +528,7 @@ def pixel_lam(lam: Tensor, mode: Tensor, boxes: Tensor | None, *sizes: int) -> T
 
     ``sizes`` are the sizes of the dimensions the boxes span (``(H, W)`` for images). A blended sample
     weighs ``lam[i]`` everywhere; any other weighs 1 outside its box and 0 inside it (the elements
-    pasted from the partner, pasted by the same :func:`~mixup_collate.boxes.paste` as the inputs), so
+    pasted from the partner, pasted by the same [`paste`][mixup_collate.boxes.paste] as the inputs), so
     ``pixel_lam(...)[i].mean()`` is ``lam[i]``, the share the sample keeps.
     """
     own = torch.where(mode.to(lam.device) == BLENDED, lam.to(torch.float32), 1.0)

@@ -1,9 +1,10 @@
 """Everything random about one batch, drawn at once on the CPU, apart from applying it.
 
-:func:`draw_params` composes the samplers into a :class:`MixParams`: each sample's partner, whether
-it is mixed at all (``prob``), by Mixup or by CutMix (``switch_prob``), its weight and its box.
-Applying the parameters (:func:`mixup_collate.mix.mix`) draws nothing, so a batch whose mix is
-retried, or finished again, gets the very same draws.
+[`draw_params`][mixup_collate.params.draw_params] composes the samplers into a
+[`MixParams`][mixup_collate.params.MixParams]: each sample's partner, whether it is mixed at all (``prob``), by Mixup
+or by CutMix (``switch_prob``), its weight and its box. Applying the parameters
+([`mixup_collate.mix.mix`][mixup_collate.mix.mix]) draws nothing, so a batch whose mix is retried, or finished again,
+gets the very same draws.
 """
 
 from __future__ import annotations
@@ -20,8 +21,12 @@ from .sampling import sample_coins, sample_lam, sample_perm
 __all__ = ["BLENDED", "CUT", "UNMIXED", "MixParams", "draw_params"]
 
 
-# What a sample gets: MixParams.mode holds one of these per sample.
-UNMIXED, BLENDED, CUT = 0, 1, 2
+UNMIXED = 0
+"""``MixParams.mode`` of a sample left as it is: its own input and targets."""
+BLENDED = 1
+"""``MixParams.mode`` of a sample blended with its partner (Mixup, weight ``lam``)."""
+CUT = 2
+"""``MixParams.mode`` of a sample with its CutMix box copied from its partner."""
 
 
 @dataclass(frozen=True)
@@ -32,10 +37,11 @@ class MixParams:
         perm: ``(B,)`` int64 partner of each sample.
         lam: ``(B,)`` float32 weight of each sample's own target: its Mixup weight, the share of its
             image it keeps under CutMix, or 1 when it is not mixed.
-        mode: ``(B,)`` uint8, per sample :data:`UNMIXED` (its own input and targets), :data:`BLENDED`
-            (Mixup with weight ``lam``) or :data:`CUT` (CutMix: its box is copied from its partner).
-        boxes: ``(B, 2k)`` int64 CutMix boxes of the :data:`CUT` samples (empty for the others), one
-            ``(start, stop)`` pair per dimension in ``dims``, or ``None`` when no sample is cut.
+        mode: ``(B,)`` uint8, per sample [`UNMIXED`][mixup_collate.params.UNMIXED] (its own input and targets),
+            [`BLENDED`][mixup_collate.params.BLENDED] (Mixup with weight ``lam``) or [`CUT`][mixup_collate.params.CUT]
+            (CutMix: its box is copied from its partner).
+        boxes: ``(B, 2k)`` int64 CutMix boxes of the [`CUT`][mixup_collate.params.CUT] samples (empty for the others),
+            one ``(start, stop)`` pair per dimension in ``dims``, or ``None`` when no sample is cut.
         dims: the sample dimensions the boxes span, negative: ``(-2, -1)`` makes them
             ``(top, bottom, left, right)`` over ``(H, W)``.
     """

@@ -3,9 +3,9 @@
 The data's path, whatever ``num_workers`` is:
 
 1. ``MixupCollate.__call__`` stacks the samples where the DataLoader runs it (a worker process when
-   ``num_workers > 0``) and returns a :class:`PendingBatch` holding the CPU tensors.
+   ``num_workers > 0``) and returns a [`PendingBatch`][mixup_collate.PendingBatch] holding the CPU tensors.
 2. A worker's batch reaches the main process by pickle. It names its collate by a key, and the main
-   process finds the collate registered under that key (:func:`register_owner`): the one that owns
+   process finds the collate registered under that key (``register_owner``): the one that owns
    the random stream. That is the only thing the key is for; a copied or unpickled collate is an
    ordinary, independent object with a key of its own.
 3. The first time the training loop uses the batch (unpacks, indexes or reads it, or calls ``finish()``
@@ -86,12 +86,13 @@ def _arrive(key: str, stacked: Stacked, size: int) -> PendingBatch:
 
 
 class PendingBatch:
-    """A stacked CPU batch that becomes a :class:`MixedBatch` (or :class:`SoftTargetBatch`) at first use.
+    """A stacked CPU batch that becomes a [`MixedBatch`][mixup_collate.MixedBatch] (or
+    [`SoftTargetBatch`][mixup_collate.SoftTargetBatch]) at first use.
 
     It unpacks, indexes and reads like the finished batch (``x, y_a, y_b, lam = batch``,
     ``batch[0]``, ``batch.lam``, ``batch.perm``, ``batch.extras``), and ``torch.utils._pytree`` sees the
-    finished batch's tensors. It is not itself a tuple: :meth:`finish` returns the named tuple, and
-    :meth:`to` (what Lightning and accelerate call) names the device to mix it on.
+    finished batch's tensors. It is not itself a tuple: [`finish`][mixup_collate.PendingBatch.finish] returns the named
+    tuple, and [`to`][mixup_collate.PendingBatch.to] (what Lightning and accelerate call) names the device to mix it on.
     """
 
     __slots__ = ("_batch", "_device", "_from_worker", "_lock", "_owner", "_params", "_size", "_stacked")
@@ -109,10 +110,10 @@ class PendingBatch:
     def finish(self, device: torch.device | str | None = None) -> Batch:
         """Draw and mix once, in the main process; later calls return the same batch (moved to ``device`` if given).
 
-        The batch is mixed on ``device``, else on the device a framework asked for with :meth:`to`,
-        else on the collate's. Draws are kept apart from the mix: if the mix fails (or is interrupted),
-        finishing again uses the same draws on the same, untouched input. Ctrl-C waits until the
-        batch is complete.
+        The batch is mixed on ``device``, else on the device a framework asked for with
+        [`to`][mixup_collate.PendingBatch.to], else on the collate's. Draws are kept apart from the mix: if the mix
+        fails (or is interrupted), finishing again uses the same draws on the same, untouched input. Ctrl-C waits until
+        the batch is complete.
         """
         device = self._device if device is None else torch.device(device)
         if self._batch is None:

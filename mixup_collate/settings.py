@@ -1,12 +1,12 @@
-"""Every knob of :class:`~mixup_collate.MixupCollate`, validated where it is set.
+"""Every knob of [`MixupCollate`][mixup_collate.MixupCollate], validated where it is set.
 
 Each knob has one validator: it runs at construction and at every assignment
 (``collate.prob = 2`` raises right there, naming ``prob``) and normalises the value (numpy numbers
 become Python numbers, ``"float16"`` becomes ``torch.float16``). Knobs that only make sense together
 (``alpha=0`` needs CutMix, ``label_smoothing`` needs ``soft_targets``, ...) are checked together by
-:meth:`Settings.check`, at construction, by :meth:`Settings.update`, and before the next batch after
+``Settings.check``, at construction, by ``Settings.update``, and before the next batch after
 single assignments (so ``collate.cutmix_alpha = 1.0; collate.alpha = 0`` works in either order).
-Checks against the data itself (targets, shapes) happen at the draw: :meth:`Settings.check_batch`.
+Checks against the data itself (targets, shapes) happen at the draw: ``Settings.check_batch``.
 """
 
 from __future__ import annotations
@@ -261,7 +261,7 @@ def check_device(device: object) -> torch.device | None:
 
 
 class Settings:
-    """The validated knobs of one collate (see :class:`~mixup_collate.MixupCollate` for their meaning)."""
+    """The validated knobs of one collate (see [`MixupCollate`][mixup_collate.MixupCollate] for their meaning)."""
 
     __slots__ = (*KNOBS, "_consistent", "_structure_fixed")
 
@@ -287,11 +287,11 @@ class Settings:
 
     @property
     def structure_fixed(self) -> bool:
-        """Whether a batch has been made: the :data:`STRUCTURAL` settings then stay as they are."""
+        """Whether a batch has been made: the ``STRUCTURAL`` settings then stay as they are."""
         return self._structure_fixed
 
     def fix_structure(self) -> None:
-        """From the first batch on, the :data:`STRUCTURAL` settings stay as they are."""
+        """From the first batch on, the ``STRUCTURAL`` settings stay as they are."""
         object.__setattr__(self, "_structure_fixed", True)
 
     def items(self) -> dict[str, Any]:
@@ -429,7 +429,7 @@ class Settings:
             )
 
     def draw_args(self) -> dict[str, Any]:
-        """The keyword arguments of :func:`~mixup_collate.params.draw_params` these settings give."""
+        """The keyword arguments of [`draw_params`][mixup_collate.params.draw_params] these settings give."""
         names = ("alpha", "cutmix_alpha", "cutmix_minmax", "switch_prob", "prob", "fold", "per_sample", "cycle")
         return {name: getattr(self, name) for name in (*names, "correct_lam", "cutmix_dims")}
 
@@ -449,7 +449,7 @@ class Settings:
 
 
 class Knob:
-    """An attribute of the collate that reads and writes its :class:`Settings` (validated on assignment)."""
+    """An attribute of the collate that reads and writes its ``Settings`` (validated on assignment)."""
 
     def __init__(self, name: str) -> None:
         self.name = name

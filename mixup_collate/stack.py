@@ -38,7 +38,7 @@ class Stacked:
         x: ``(B, *S)`` inputs, one contiguous buffer.
         y: ``(B,)`` int64 class indices or ``(B, *K)`` float targets; with dense targets ``(B, [K,] H, W)``
             masks (any integer dtype) or float maps; with box targets a
-            :class:`~mixup_collate.detection.PackedTargets`.
+            [`PackedTargets`][mixup_collate.detection.PackedTargets].
         extras: the samples' other fields, collated as ``default_collate`` would: keyed by name for
             dict samples, by position (2, 3, ...) for tuple samples.
         value_range: ``(min, max)`` of float inputs, when asked for (measured where the batch is stacked).
@@ -130,7 +130,7 @@ def _columns_fast(samples: Sequence[Any], input_key: str, target_key: str) -> tu
 
 
 def _columns_checked(samples: Sequence[Any], input_key: str, target_key: str) -> tuple[list, list, dict]:
-    """As :func:`_columns_fast`, for any samples, raising for the first malformed one."""
+    """As ``_columns_fast``, for any samples, raising for the first malformed one."""
     parts = [_split(s, i, input_key, target_key) for i, s in enumerate(samples)]
     first = parts[0][2]
     for i, (_, _, extras) in enumerate(parts):
@@ -435,7 +435,7 @@ def stack_samples(
     measure_range: bool = False,
     keep: bool | tuple[Any, ...] = True,
 ) -> Stacked:
-    """Stack ``samples`` (``(input, target, ...)`` tuples or dicts) into one :class:`Stacked` batch.
+    """Stack ``samples`` (``(input, target, ...)`` tuples or dicts) into one ``Stacked`` batch.
 
     Inputs (tensors or numpy arrays of one shape and dtype, any strides and byte order) are written,
     detached, into one contiguous ``(B, *S)`` buffer: in shared memory when ``shared`` (inside a
@@ -452,9 +452,9 @@ def stack_samples(
     ``uint8`` masks stay bytes), or float ``(H, W)`` / ``(K, H, W)`` maps; stacked into ``(B, [K,] H, W)``.
 
     ``boxes``: each target is a detection dict (``boxes``, ``labels``, ...), packed by
-    :func:`~mixup_collate.detection.pack_targets` (one tensor per per-box field and the per-sample counts);
+    [`pack_targets`][mixup_collate.detection.pack_targets] (one tensor per per-box field and the per-sample counts);
     ``box_keys`` keeps only those keys of each target (``None``: all); ``box_fields`` names per-box fields
-    beyond :data:`~mixup_collate.detection.PER_BOX_KEYS`.
+    beyond [`PER_BOX_KEYS`][mixup_collate.detection.PER_BOX_KEYS].
 
     ``keep``: the other fields to keep in ``extras``: all (``True``), none (``False``) or those named (each
     must be a field of the samples).

@@ -1,6 +1,6 @@
 """The random stream that ``lam``, the partners and the boxes are drawn from.
 
-One stream per :class:`~mixup_collate.MixupCollate`, living in the main process (workers never draw),
+One stream per [`MixupCollate`][mixup_collate.MixupCollate], living in the main process (workers never draw),
 so batches are the same for any ``num_workers``, and the forked-workers-repeat-their-random-numbers
 bug cannot happen. Every batch gets its own generator, seeded from the base seed, the distributed
 rank, the epoch and the batch's index in the epoch (the order in which the loop first uses batches).
@@ -78,11 +78,11 @@ class RandomStream:
 
     ``seed`` fixes the stream (per rank, epoch and batch); ``generator`` uses the caller's generator
     as is, batch after batch (the caller then owns its seeding and its per-rank state); with neither,
-    the base seed is read from where torch's global RNG stands at construction (:func:`global_base`),
+    the base seed is read from where torch's global RNG stands at construction (``global_base``),
     before any data pipeline draws from it and without drawing from it, so ``torch.manual_seed`` fixes
     it for any ``num_workers`` and constructing a stream changes nothing else's draws. Streams built at
     the same point of the global RNG (nothing drawn between them) share their base: give each a seed
-    to tell them apart. :meth:`set_epoch` starts the epoch's batches at 0.
+    to tell them apart. [`set_epoch`][mixup_collate.MixupCollate.set_epoch] starts the epoch's batches at 0.
     """
 
     def __init__(self, seed: int | None = None, generator: torch.Generator | None = None) -> None:
@@ -121,7 +121,8 @@ class RandomStream:
         return state
 
     def load_state_dict(self, state: Mapping[str, Any]) -> None:
-        """Continue exactly where :meth:`state_dict` was taken, on this process's rank.
+        """Continue exactly where [`state_dict`][mixup_collate.MixupCollate.state_dict] was taken, on this process's
+        rank.
 
         The whole state is checked before any of it is used: a malformed field, or a state from a stream
         of the other kind (``generator=`` against ``seed=``/none), is refused with an error naming it.

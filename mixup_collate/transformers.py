@@ -9,11 +9,11 @@ soft labels silently make it multi-label BCE), and the same collator would mix t
                            mixup=collate)
 
 - the collate is the training loader's ``collate_fn`` only; evaluation and prediction keep ``data_collator``;
-- the loss is :func:`~mixup_collate.mixup_cross_entropy` on the model's logits, from ``(x, y_a, y_b, lam)``
-  (or ``(x, target)`` with ``soft_targets=True``); the model gets the mixed inputs under its
+- the loss is [`mixup_cross_entropy`][mixup_collate.mixup_cross_entropy] on the model's logits, from ``(x, y_a, y_b,
+  lam)`` (or ``(x, target)`` with ``soft_targets=True``); the model gets the mixed inputs under its
   ``main_input_name`` (positionally for a model without one) and never the labels;
-- the epoch: :meth:`MixupCollate.set_epoch` at the start of every epoch, except the one a checkpoint
-  is resumed into, whose stream goes on from the checkpoint;
+- the epoch: [`MixupCollate.set_epoch`][mixup_collate.MixupCollate.set_epoch] at the start of every epoch, except the
+  one a checkpoint is resumed into, whose stream goes on from the checkpoint;
 - checkpoints: every ``checkpoint-N/`` gets the collate's random stream (``mixup_stream.pt``), and
   ``trainer.train(resume_from_checkpoint=...)`` continues it, so a resumed run draws what the
   uninterrupted run drew (the Trainer skips the trained batches without using them: they draw nothing).

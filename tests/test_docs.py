@@ -44,7 +44,19 @@ def test_the_site_builds_strictly(tmp_path):
         env={**os.environ, "NO_MKDOCS_2_WARNING": "1"},
     )
     assert done.returncode == 0, done.stderr[-3000:]
-    assert (tmp_path / "site" / "api" / "index.html").read_text().count("MixupCollate") > 5
+    api = (tmp_path / "site" / "api" / "index.html").read_text()
+    assert api.count("MixupCollate") > 5
+    text = re.sub(r"<[^>]+>", "", api)
+    assert re.findall(r":(?:class|meth|func|mod|data|attr|exc):`?~?[\w.]+", text) == [], "a raw Sphinx role"
+    assert set(re.findall(r'id="mixup_collate[\w.]*\.(_\w+)"', api)) <= {"__call__"}, "internals documented"
+    assert "Formatting signatures requires" not in done.stderr, "the docs extra needs a formatter"
+    assert re.search(r"MixupCollate\(\n    alpha: float = 0.4,\n    \*,\n", text), "signatures formatted"
+
+
+def test_the_library_docstrings_use_markdown_cross_references_not_sphinx_roles():
+    roles = re.compile(r":(?:class|meth|func|mod|data|attr|exc):`")
+    found = [f"{p.relative_to(ROOT)}" for p in (ROOT / "mixup_collate").rglob("*.py") if roles.search(p.read_text())]
+    assert found == []
 
 
 # What a reader supplies to each page's ```python blocks, which run in order in one namespace after it, as printed.

@@ -2,7 +2,7 @@
 
 A prediction's confidence is the probability it gives its predicted class. The ``M`` equal-width bins are
 ``((k - 1) / M, k / M]`` (a confidence of exactly 0 goes in the first). Per bin the counts are kept, not the
-ratios, so the bins of several runs add up exactly (:meth:`Reliability.pooled`). The ECE is the standard
+ratios, so the bins of several runs add up exactly (``Reliability.pooled``). The ECE is the standard
 ``sum_k (n_k / n) |accuracy_k - confidence_k|`` over the non-empty bins.
 """
 
@@ -83,7 +83,7 @@ class Reliability:
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> Reliability:
-        """The bins back from :meth:`as_dict`."""
+        """The bins back from ``as_dict``."""
         return cls(
             torch.tensor(d["counts"], dtype=torch.int64),
             torch.tensor(d["correct"], dtype=torch.int64),
@@ -129,7 +129,7 @@ def reliability(confidence: Tensor, correct: Tensor, bins: int = BINS) -> Reliab
 
 
 def reliability_of_logits(logits: Tensor, labels: Tensor, bins: int = BINS) -> Reliability:
-    """:func:`reliability` of ``(N, C)`` logits against ``(N,)`` class labels: softmax confidence of the argmax."""
+    """``reliability`` of ``(N, C)`` logits against ``(N,)`` class labels: softmax confidence of the argmax."""
     if logits.dim() != 2 or labels.shape != logits.shape[:1]:
         raise ValueError(f"logits must be (N, C) and labels (N,), got {tuple(logits.shape)} and {tuple(labels.shape)}")
     confidence, predicted = logits.detach().double().softmax(1).max(1)

@@ -105,7 +105,7 @@ def verdict(summary: dict[str, dict], n_seeds: int) -> str:
 def calibration_verdict(summary: dict[str, dict], n_seeds: int) -> str:
     """One line on calibration at the last epoch: which run has the lower ECE, and is the difference clear.
 
-    Clear, as in :func:`verdict`, means above the larger seed-to-seed std of the ECE (needs 2+ seeds). The
+    Clear, as in ``verdict``, means above the larger seed-to-seed std of the ECE (needs 2+ seeds). The
     line then compares the mixed run's mean confidence with plain's and with its own accuracy (under- or
     over-confident).
     """
@@ -160,7 +160,7 @@ def write_json(
 ) -> Path:
     """Write everything the run measured to ``path``; return the path.
 
-    ``lam`` goes in as a histogram; ``samples`` holds, per sample picture, what it shows (from :func:`plots.write_all`).
+    ``lam`` goes in as a histogram; ``samples`` holds, per sample picture, what it shows (from ``plots.write_all``).
     """
     results = {
         "config": config,

@@ -2,7 +2,7 @@
 
 Both runs of a seed start from the same weights and see the same shuffling and schedule; only the collate
 (and with it the loss) differs. The mixed run is named after what its collate does: "mixup", "cutmix" or
-"mixup+cutmix" (see :func:`mixing_name`). Data flows: ``DemoData`` -> ``DataLoader`` (the collate) ->
+"mixup+cutmix" (see ``mixing_name``). Data flows: ``DemoData`` -> ``DataLoader`` (the collate) ->
 training loop -> per-epoch validation history.
 """
 
@@ -47,7 +47,7 @@ def mixing_name(alpha: float, cutmix_alpha: float) -> str:
 
 
 def run_names(history: dict) -> list[str]:
-    """The runs in one seed's history (from :func:`run_experiment`): "plain", then the mixed run's name."""
+    """The runs in one seed's history (from ``run_experiment``): "plain", then the mixed run's name."""
     return [run for run in history if run != "seed"]
 
 
@@ -71,7 +71,7 @@ class Settings:
 
     @property
     def runs(self) -> tuple[str, str]:
-        """The names of the two runs per seed: "plain" and the mixed run's (:func:`mixing_name`)."""
+        """The names of the two runs per seed: "plain" and the mixed run's (``mixing_name``)."""
         return PLAIN, mixing_name(self.alpha, self.cutmix_alpha)
 
     def collate(self, seed: int) -> MixupCollate:
@@ -130,7 +130,7 @@ def train_epoch(
 
 @torch.no_grad()
 def evaluate(model: nn.Module, loader: DataLoader, device: torch.device) -> tuple[float, float, Reliability]:
-    """Plain cross-entropy, accuracy and the reliability bins (:mod:`.calibration`) over ``(x, y)`` batches."""
+    """Plain cross-entropy, accuracy and the reliability bins (``calibration``) over ``(x, y)`` batches."""
     model.eval()
     loss, correct, n = 0.0, 0, 0
     all_logits, labels = [], []
@@ -151,7 +151,7 @@ def train_run(
     """Train a CNN from ``state`` for ``epochs``: with ``default_collate`` if ``run`` is "plain", else mixed.
 
     Returns the per-epoch ``train_loss``, ``val_loss`` and ``val_acc``, the last epoch's validation
-    ``calibration`` (:meth:`Reliability.as_dict`), and the ``lam`` of every mixed batch.
+    ``calibration`` (``Reliability.as_dict``), and the ``lam`` of every mixed batch.
     """
     from tqdm import tqdm
 
