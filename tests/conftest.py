@@ -1,5 +1,6 @@
 import pytest
 from hypothesis import HealthCheck, settings
+from integration_support import global_state_kept
 
 # The only function-scoped fixtures used with @given pick a code path once per test (no state).
 settings.register_profile(
@@ -26,3 +27,10 @@ def paste_path(request, monkeypatch):
 
     monkeypatch.setattr(boxes, "SLICE_MIN_BYTES", 10**12 if request.param == "mask" else 0)
     return request.param
+
+
+@pytest.fixture
+def kept_global_state():
+    """Threads, the global RNGs and the environment as they were, after a test that runs a script or a framework."""
+    with global_state_kept():
+        yield

@@ -14,17 +14,13 @@ from hypothesis import given
 from hypothesis import strategies as st
 from oracles import cut_regions, is_one_rectangle, mixup_reference
 from scipy import stats
-from support import devices, image_samples
+from support import devices, finished, image_samples
 from torch.utils.data import DataLoader, TensorDataset
 
 from mixup_collate import MixedBatch, MixupCollate, SoftTargetBatch, mixup_cross_entropy
 from mixup_collate.collate import resolve_device
 from mixup_collate.mix import transform
 from mixup_collate.stack import stack_samples
-
-
-def finished(collate, samples):
-    return collate(samples).finish()
 
 
 def distinct_images(n, shape, dtype):

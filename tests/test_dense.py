@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 import torch
 from oracles import dense_mix_reference
+from support import finished
 from torch.utils.data import DataLoader, Dataset
 from torchvision import tv_tensors
 
@@ -28,10 +29,6 @@ def segmentation_samples(n, shape=(3, 9, 12), mask_dtype=torch.uint8, classes=5,
     masks = torch.randint(0, classes, (n, *shape[-2:]), generator=g).to(mask_dtype)
     masks[:, 0, :] = void
     return [(images[i].clone(), masks[i].clone()) for i in range(n)], images, masks
-
-
-def finished(collate, samples):
-    return collate(samples).finish()
 
 
 class TestPerPixelFormula:

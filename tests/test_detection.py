@@ -5,39 +5,13 @@ import pickle
 import pytest
 import torch
 from oracles import cut_regions, detection_reference
+from support import H, W, detection_samples, finished
 from torch.utils.data import DataLoader, Dataset
 
 from mixup_collate import MixupCollate
 from mixup_collate.batch import DetectionBatch
 from mixup_collate.detection import mix_box_targets, pack_targets
 from mixup_collate.params import BLENDED, CUT, UNMIXED
-
-H, W = 24, 30
-
-
-def boxes_for(n, g):
-    xy = torch.rand(n, 2, generator=g) * torch.tensor([W - 6.0, H - 6.0])
-    wh = torch.rand(n, 2, generator=g) * 12 + 1
-    return torch.cat([xy, torch.minimum(xy + wh, torch.tensor([float(W), float(H)]))], 1)
-
-
-def detection_samples(b=None, seed=0, masks=False, counts=None):
-    """``b`` uint8 images whose pixels say which sample they are, with 0-4 boxes each (plus per-box fields)."""
-    g = torch.Generator().manual_seed(seed)
-    samples = []
-    for i in range(len(counts) if counts is not None else b or 8):
-        n = counts[i] if counts is not None else int(torch.randint(0, 5, (), generator=g))
-        image = torch.full((3, H, W), 10 * i, dtype=torch.uint8) + torch.randint(0, 5, (3, H, W), generator=g).byte()
-        target = {"boxes": boxes_for(n, g), "labels": torch.randint(1, 9, (n,), generator=g), "image_id": i}
-        target["iscrowd"] = torch.zeros(n, dtype=torch.int64)
-        if masks:
-            target["masks"] = torch.rand(n, H, W, generator=g) > 0.3
-        samples.append((image, target))
-    return samples
-
-
-def finished(collate, samples):
-    return collate(samples).finish()
 
 
 def expected(samples, batch, params, v):

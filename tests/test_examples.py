@@ -8,11 +8,13 @@ import re
 
 import pytest
 import torch
-from integration_support import EXAMPLES, global_state_kept, load_example
+from integration_support import EXAMPLES, load_example
 from oracles import mixup_reference
 from torch.utils.data import default_collate
 
 from mixup_collate import MixupCollate
+
+pytestmark = [pytest.mark.usefixtures("kept_global_state"), pytest.mark.slow]
 
 # The recipe pages quote these counts (added + removed lines of each patch).
 CHANGED_LINES = {
@@ -28,12 +30,6 @@ PAGES = {
     "timm_train.diff": "timm.md",
     "accelerate_cv.diff": "accelerate.md",
 }
-
-
-@pytest.fixture(autouse=True)
-def kept_global_state():
-    with global_state_kept():
-        yield
 
 
 @pytest.mark.parametrize("workers", [0, pytest.param(2, marks=pytest.mark.slow)])

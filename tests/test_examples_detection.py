@@ -4,15 +4,11 @@ import re
 
 import pytest
 import torch
-from integration_support import global_state_kept, load_example
+from integration_support import load_example
+
+pytestmark = [pytest.mark.usefixtures("kept_global_state"), pytest.mark.slow]
 
 pytest.importorskip("torchvision")
-
-
-@pytest.fixture(autouse=True)
-def kept_global_state():
-    with global_state_kept():
-        yield
 
 
 def test_every_run_trains_and_reports_its_recall_and_the_picture_is_drawn(tmp_path):

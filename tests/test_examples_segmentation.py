@@ -13,21 +13,17 @@ import pytest
 import torch
 import torch.nn.functional as F
 import torchvision
-from integration_support import EXAMPLES, global_state_kept, load_example
+from integration_support import EXAMPLES, load_example
 from test_examples import balanced_call, hunks
 from torch.utils.data import DataLoader
 
 from mixup_collate import MixupCollate
 
+pytestmark = [pytest.mark.usefixtures("kept_global_state"), pytest.mark.slow]
+
 # The segmentation page quotes this count (added + removed lines); its diff block is the patch file.
 PATCH, PATCH_CHANGED_LINES = "torchvision_segmentation.diff", 9
 PAGE = EXAMPLES.parent / "docs" / "segmentation.md"
-
-
-@pytest.fixture(autouse=True)
-def kept_global_state():
-    with global_state_kept():
-        yield
 
 
 @pytest.fixture(scope="module")

@@ -2,15 +2,11 @@
 
 import pytest
 import torch
-from integration_support import global_state_kept, load_example
+from integration_support import load_example
+
+pytestmark = [pytest.mark.usefixtures("kept_global_state"), pytest.mark.slow]
 
 pytest.importorskip("matplotlib")
-
-
-@pytest.fixture(autouse=True)
-def kept_global_state():
-    with global_state_kept():
-        yield
 
 
 def test_video_trains_every_run_and_draws_the_temporally_cut_clip(tmp_path):

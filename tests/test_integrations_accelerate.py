@@ -11,6 +11,8 @@ from torch.utils.data import DataLoader, IterableDataset
 
 from mixup_collate import MixupCollate
 
+pytestmark = pytest.mark.slow  # runs the demo, the package, a framework or torchrun
+
 accelerate = pytest.importorskip("accelerate")
 
 from accelerate import Accelerator  # noqa: E402

@@ -3,20 +3,16 @@ defaults, the 4-tuple with a ``prepare_batch`` and ``MixupLoss``), and ignite's 
 
 import pytest
 import torch
-from integration_support import global_state_kept, load_example
+from integration_support import load_example
 from oracles import mixed_cross_entropy_reference, soft_target_cross_entropy
 
 pytest.importorskip("ignite")
 
 from ignite.engine import Events  # noqa: E402
 
+pytestmark = [pytest.mark.usefixtures("kept_global_state"), pytest.mark.slow]
+
 VARIANTS = pytest.mark.parametrize("argv", [[], ["--pairs"]], ids=["soft-targets", "pairs"])
-
-
-@pytest.fixture(autouse=True)
-def kept_global_state():
-    with global_state_kept():
-        yield
 
 
 def recorded(*argv, resume=None):

@@ -15,6 +15,8 @@ from torch.utils.data import DataLoader, Dataset
 
 from mixup_collate import MixedBatch, MixupCollate, mixup_cross_entropy
 
+pytestmark = pytest.mark.slow  # runs the demo, the package, a framework or torchrun
+
 pl = pytest.importorskip("pytorch_lightning")
 
 from mixup_collate.lightning import MixupCallback  # noqa: E402

@@ -6,7 +6,7 @@ The Trainer runs examples/transformers_trainer.py's tiny ViT on the CPU: 32 pict
 
 import pytest
 import torch
-from integration_support import global_state_kept, load_example, modules_importing
+from integration_support import load_example, modules_importing
 from oracles import mixed_cross_entropy_reference, soft_target_cross_entropy
 from torch.utils.data import IterableDataset
 
@@ -19,13 +19,9 @@ from transformers import TrainerCallback, TrainingArguments  # noqa: E402
 
 from mixup_collate.transformers import STREAM_FILE, MixupTrainer  # noqa: E402
 
+pytestmark = [pytest.mark.usefixtures("kept_global_state"), pytest.mark.slow]
+
 STEPS_PER_EPOCH = 4
-
-
-@pytest.fixture(autouse=True)
-def kept_global_state():
-    with global_state_kept():
-        yield
 
 
 class Recording(MixupTrainer):

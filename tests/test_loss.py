@@ -744,6 +744,7 @@ class TestPrecision:
         close(MixupLoss(criterion)(out, y_a, y_b, lam), expected.mean(), atol=1e-6 * expected.abs().max().item())
 
 
+@pytest.mark.slow  # inductor compiles for seconds
 class TestCompile:
     """torch.compile(fullgraph=True) traces the loss as one graph, with the eager numbers; eager keeps its checks.
 

@@ -13,6 +13,8 @@ import pytest
 
 import mixup_collate
 
+pytestmark = pytest.mark.slow  # runs the demo, the package, a framework or torchrun
+
 ROOT = Path(__file__).resolve().parents[1]
 SETUP = configparser.ConfigParser()
 SETUP.read(ROOT / "setup.cfg")

@@ -5,9 +5,11 @@ pages' headings are the diffs' own."""
 import re
 
 import pytest
-from integration_support import EXAMPLES, global_state_kept, load_example
+from integration_support import EXAMPLES, load_example
 
 from mixup_collate import mixup_cross_entropy
+
+pytestmark = [pytest.mark.usefixtures("kept_global_state"), pytest.mark.slow]
 
 RECIPES = EXAMPLES.parent / "docs" / "recipes"
 # (page, the heading that names the example and its count, the example the diff is checked against)
@@ -16,12 +18,6 @@ DIFFS = [
     ("fastai.md", "# fastai", "fastai_example.py"),
     ("transformers.md", "## Hugging Face's `run_image_classification.py`", "transformers_image_classification.py"),
 ]
-
-
-@pytest.fixture(autouse=True)
-def kept_global_state():
-    with global_state_kept():
-        yield
 
 
 def section(page, heading):

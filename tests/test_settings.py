@@ -6,15 +6,10 @@ import pickle
 import numpy as np
 import pytest
 import torch
-from support import image_samples
+from support import detection_samples, finished, image_samples
 
 from mixup_collate import MixupCollate
 from mixup_collate.settings import KNOBS, Settings
-
-
-def finished(collate, samples):
-    return collate(samples).finish()
-
 
 # (knob, a value it refuses, the message naming it): one bad value of each kind per knob.
 BAD_VALUES = [
@@ -227,16 +222,12 @@ class TestStructureIsFixedFromTheFirstBatch:
         collate = MixupCollate(device="cpu", box_targets=name != "extras")
         samples = [{"image": x, "label": y, "path": str(i)} for i, (x, y) in enumerate(image_samples(4)[0])]
         if name != "extras":
-            from test_detection import detection_samples
-
             samples = detection_samples(counts=[1] * 4)
         collate(samples)
         with pytest.raises(ValueError, match=f"{name} cannot change after the collate's first batch"):
             setattr(collate, name, value)
 
     def test_detection_keys_in_another_order_are_no_change(self):
-        from test_detection import detection_samples
-
         collate = MixupCollate(device="cpu", box_targets=True, box_target_keys=["labels", "boxes", "image_id"])
         collate(detection_samples(counts=[1] * 4))
         collate.update(box_target_keys=("boxes", "image_id", "labels"))
