@@ -23,4 +23,4 @@ __all__ = [
     "sample_perm",
 ]
 
-__version__ = "0.4.0"
+__version__ = "0.5.0"
