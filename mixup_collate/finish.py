@@ -24,9 +24,11 @@ from typing import Any, Union
 import torch
 from torch import Tensor
 
+from . import fused
 from .batch import DetectionBatch, MixedBatch, SoftTargetBatch, to_device
 from .detection import mix_box_targets
-from .mix import Scratch, mix_inputs, mix_maps, mix_targets, pixel_lam, plan_inputs, soft_targets
+from .fused import DeviceDraws
+from .mix import Scratch, mix_inputs, mix_maps, mix_targets, output_dtype, pixel_lam, plan_inputs, soft_targets
 from .params import MixParams
 from .settings import Settings
 from .stack import Stacked
@@ -152,33 +154,67 @@ class Finisher:
             raise RuntimeError(SPENT)
         self._warn_if_normalised_twice(stacked, s)
         x = move(stacked.x, device)
-        perm, lam = move(params.perm, device), move(params.lam, device)
+        draws = self._fused_draws(stacked, params, s, device)
+        perm, lam = (move(params.perm, device), move(params.lam, device)) if draws is None else draws[:2]
         extras = to_device(stacked.extras, device, non_blocking=True) if s.extras_to_device else stacked.extras
         if s.box_targets:  # the box arithmetic on the host, where the counts are
             targets = mix_box_targets(
                 stacked.y, params.perm, params.lam, params.mode, params.boxes, device, s.box_min_visibility
             )
-            x = self._inputs(x, stacked, params, perm, lam, s)
+            x = self._inputs(x, stacked, params, perm, lam, s, draws)
             return DetectionBatch(x, targets, lam=lam, perm=perm, extras=extras)
-        y = move(stacked.y, device)
+        y = move(stacked.y, device) if draws is None or draws.targets is None else draws.targets[0]
         weights = lam  # of y_a: per sample, or per pixel for dense targets
         if s.dense_targets:
-            weights = pixel_lam(lam, params.mode, params.boxes, *(x.shape[d] for d in s.cutmix_dims))
+            mode, boxes = (params.mode, params.boxes) if draws is None else (draws.mode, draws.boxes)
+            weights = pixel_lam(lam, mode, boxes, *(x.shape[d] for d in s.cutmix_dims))
         else:
             self._warn_if_dense_looking(x, y, s)
         mixes = params.mixes
-        targets = self._targets(y, perm, weights, mixes, s)
-        x = self._inputs(x, stacked, params, perm, lam, s)
+        if draws is not None and draws.targets is not None:
+            targets = draws.targets  # crossed with the draws, y[perm] taken on the host
+        else:
+            targets = self._targets(y, perm, weights, mixes, s)
+        x = self._inputs(x, stacked, params, perm, lam, s, draws)
         if s.soft_targets:
             return SoftTargetBatch(x, *targets, lam=lam, perm=perm, extras=extras)
         return MixedBatch(x, *targets, weights, perm=perm, extras=extras)
 
-    def _inputs(self, x: Tensor, stacked: Stacked, params: MixParams, perm: Tensor, lam: Tensor, s: Settings) -> Tensor:
+    @staticmethod
+    def _fused_draws(stacked: Stacked, params: MixParams, s: Settings, device: torch.device) -> DeviceDraws | None:
+        """The draws on ``device`` in one copy, where the fused kernel finishes the inputs (else ``None``).
+
+        Class indices cross with them, ``y[perm]`` taken on the host, so the targets need no launch.
+        """
+        x, y = stacked.x, stacked.y
+        if s.stack_x or not fused.usable(device, x.dtype, output_dtype(x, s.dtype), params.dims):
+            return None
+        indices = isinstance(y, Tensor) and y.dtype == torch.int64 and y.ndim == 1
+        packs_y = indices and s.stack_y and not (s.soft_targets or s.dense_targets or s.box_targets)
+        mode = params.mode.to(torch.int64)
+        return fused.move_draws(
+            params.perm, params.lam, mode, params.boxes, y if packs_y else None, lambda t: move(t, device)
+        )
+
+    def _inputs(
+        self,
+        x: Tensor,
+        stacked: Stacked,
+        params: MixParams,
+        perm: Tensor,
+        lam: Tensor,
+        s: Settings,
+        draws: DeviceDraws | None = None,
+    ) -> Tensor:
         """The batch's inputs, mixed (or converted) as planned; called last, since nothing after it may fail."""
         plan = plan_inputs(
             x, mixed=params.mixes, stack_x=s.stack_x, dtype=s.dtype, mean=s.mean, std=s.std,
             channels_last=s.channels_last, overwrite_input=True, constants=self._constants, channel_dim=s.channel_dim,
         )  # fmt: skip
+        if draws is not None and plan.kind != "pair":  # one launch: mix, cut, convert, normalise
+            return fused.finish_inputs(
+                x, draws, params.dims, plan.dtype, plan.scale, plan.shift, s.channel_dim, s.channels_last
+            )
         # A mix that overwrites the stacked buffer spends it first, so a batch whose mix fails half-way is
         # refused (SPENT) rather than mixed twice.
         if plan.in_place and x is stacked.x:

@@ -1,0 +1,209 @@
+"""One Triton kernel that finishes a batch's inputs on a CUDA device: mix, cut, convert and normalise in one pass.
+
+For every element of every sample it reads the sample's own value, and its partner's only where the sample
+is blended or the element lies in the sample's CutMix region (tested per element from the region's edges:
+no mask is built, no partner copy made), applies the per-channel map ``v * scale + shift`` (``uint8 -> [0,
+1]`` and ``mean``/``std`` folded into it) and writes the output dtype in the output layout. The draws travel
+as one small buffer (``move_draws``), copied to the device once per batch without waiting.
+
+Triton ships with PyTorch's CUDA builds for Linux. Where it cannot run (the CPU, other devices, a build
+without it, float64) the torch operations of [`mix`][mixup_collate.mix.mix] do the same work. ``usable``
+decides; ``MIXUP_COLLATE_KERNEL=torch`` forces the torch operations on CUDA too, and ``=triton`` forces the
+kernel, which then runs on CPU tensors under Triton's interpreter (``TRITON_INTERPRET=1``, for tests).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Sequence
+from typing import NamedTuple
+
+import numpy as np
+import torch
+from torch import Tensor
+
+try:  # a guarded import: the torch path serves builds and devices without Triton
+    import triton
+    import triton.language as tl
+except ImportError:  # pragma: no cover - depends on the install
+    triton = None
+
+__all__ = ["KERNEL_ENV", "DeviceDraws", "finish_inputs", "move_draws", "usable"]
+
+KERNEL_ENV = "MIXUP_COLLATE_KERNEL"
+_IN_DTYPES = (torch.uint8, torch.float16, torch.bfloat16, torch.float32)
+_OUT_DTYPES = (torch.float16, torch.bfloat16, torch.float32)
+_BLOCK = 1024
+_MAX_DIMS = 3
+
+
+def usable(device: torch.device, in_dtype: torch.dtype, out_dtype: torch.dtype, dims: Sequence[int]) -> bool:
+    """Whether the kernel finishes inputs of ``in_dtype`` on ``device``: Triton present, CUDA (or forced), dtypes
+    and region it serves."""
+    choice = os.environ.get(KERNEL_ENV, "auto")
+    if choice not in ("auto", "torch", "triton"):
+        raise ValueError(f"{KERNEL_ENV} must be 'auto', 'torch' or 'triton', got {KERNEL_ENV}={choice!r}")
+    if triton is None or choice == "torch":
+        return False
+    on_device = device.type == "cuda" or choice == "triton"
+    return on_device and in_dtype in _IN_DTYPES and out_dtype in _OUT_DTYPES and len(dims) <= _MAX_DIMS
+
+
+class DeviceDraws(NamedTuple):
+    """A batch's draws on the device, views of one buffer that crossed in one copy.
+
+    Attributes:
+        perm: ``(B,)`` int64 partners.
+        lam: ``(B,)`` float32 weights.
+        mode: ``(B,)`` int64 ``UNMIXED`` / ``BLENDED`` / ``CUT``.
+        boxes: ``(B, 2k)`` int64 region edges, or ``None`` when no sample is cut.
+        targets: ``(y, y[perm])`` class indices, when they were packed with the draws, else ``None``.
+    """
+
+    perm: Tensor
+    lam: Tensor
+    mode: Tensor
+    boxes: Tensor | None
+    targets: tuple[Tensor, Tensor] | None
+
+
+def move_draws(
+    perm: Tensor, lam: Tensor, mode: Tensor, boxes: Tensor | None, y: Tensor | None, move: Callable[[Tensor], Tensor]
+) -> DeviceDraws:
+    """The CPU draws (and class indices ``y``, with their partners' ``y[perm]``) packed in numpy into one int64
+    buffer, moved by ``move`` in one copy, and viewed there field by field."""
+    n = perm.shape[0]
+    k2 = 0 if boxes is None else boxes.shape[1]
+    ints = (2 + k2 + (0 if y is None else 2)) * n
+    packed = np.empty(ints + (n + 1) // 2, dtype=np.int64)
+    order = perm.numpy()
+    packed[:n], packed[n : 2 * n] = order, mode.numpy()
+    if boxes is not None:
+        packed[2 * n : (2 + k2) * n] = boxes.numpy().ravel()
+    if y is not None:
+        labels = y.numpy()
+        packed[(2 + k2) * n : (3 + k2) * n], packed[(3 + k2) * n : ints] = labels, labels[order]
+    packed[ints:].view(np.float32)[:n] = lam.numpy()
+    moved = move(torch.from_numpy(packed))
+    return DeviceDraws(
+        perm=moved[:n],
+        lam=moved[ints:].view(torch.float32)[:n],
+        mode=moved[n : 2 * n],
+        boxes=None if boxes is None else moved[2 * n : (2 + k2) * n].view(n, k2),
+        targets=None if y is None else (moved[(2 + k2) * n : (3 + k2) * n], moved[(3 + k2) * n : ints]),
+    )
+
+
+def _dims_geometry(shape: Sequence[int], dims: Sequence[int]) -> list[int]:
+    """``(stride, size)`` of each region dimension in a contiguous sample, padded to three with ``(1, 1)``."""
+    strides = [1] * len(shape)
+    for d in range(len(shape) - 2, -1, -1):
+        strides[d] = strides[d + 1] * shape[d + 1]
+    out: list[int] = []
+    for d in dims:
+        out += [strides[d], shape[d]]
+    return out + [1, 1] * (_MAX_DIMS - len(dims))
+
+
+def finish_inputs(
+    x: Tensor,
+    draws: DeviceDraws,
+    dims: Sequence[int],
+    out_dtype: torch.dtype,
+    scale: Tensor | float,
+    shift: Tensor | None,
+    channel_dim: int | None,
+    channels_last: bool,
+) -> Tensor:
+    """The batch ``x`` ``(B, *S)`` mixed as ``draws`` (on ``x``'s device) say, in one launch.
+
+    ``scale``/``shift`` are the per-channel map of [`affine_constants`][mixup_collate.mix.affine_constants]
+    along ``channel_dim`` (``None``: a sample's first dimension). Returns ``(B, *S)`` of ``out_dtype``, in
+    ``channels_last`` layout when asked (4-D inputs).
+    """
+    x = x.contiguous()
+    n, shape = x.shape[0], tuple(x.shape[1:])
+    size = int(np.prod(shape)) if shape else 1
+    fmt = torch.channels_last if channels_last else torch.contiguous_format
+    out = torch.empty(x.shape, dtype=out_dtype, device=x.device).contiguous(memory_format=fmt)
+    if n == 0 or size == 0:
+        return out
+    axis = 0 if channel_dim is None else len(shape) + channel_dim
+    channels = shape[axis] if shape else 1
+    channel_stride = int(np.prod(shape[axis + 1 :])) if shape else 1
+    scale_t = scale if isinstance(scale, Tensor) else torch.tensor([scale], dtype=torch.float32, device=x.device)
+    scale_t = scale_t.reshape(-1).to(torch.float32)
+    shift_t = scale_t if shift is None else shift.reshape(-1).to(torch.float32)
+    if scale_t.numel() == 1:
+        channel_stride, channels = 1, 1  # one value for every channel
+    k = 0 if draws.boxes is None else draws.boxes.shape[1] // 2
+    geometry = _dims_geometry(shape, tuple(dims)[:k])
+    edges = draws.perm if draws.boxes is None else draws.boxes  # any int64 pointer when no sample is cut
+    _finish_kernel[(n, triton.cdiv(size, _BLOCK))](
+        x, out, draws.perm, draws.mode, draws.lam, edges, scale_t, shift_t, size, *geometry, channel_stride, channels,
+        shape[0] if channels_last else 1, size // shape[0] if channels_last else 1,
+        K=k, HAS_SHIFT=shift is not None, CHANNELS_LAST=channels_last, BLOCK=_BLOCK,
+    )  # fmt: skip
+    return out
+
+
+if triton is not None:
+
+    @triton.jit
+    def _finish_kernel(
+        x_ptr,
+        out_ptr,
+        perm_ptr,
+        mode_ptr,
+        lam_ptr,
+        edges_ptr,
+        scale_ptr,
+        shift_ptr,
+        size,
+        r0_stride,
+        r0_size,
+        r1_stride,
+        r1_size,
+        r2_stride,
+        r2_size,
+        channel_stride,
+        channels,
+        cl_channels,
+        cl_pixels,
+        K: tl.constexpr,
+        HAS_SHIFT: tl.constexpr,
+        CHANNELS_LAST: tl.constexpr,
+        BLOCK: tl.constexpr,
+    ):
+        i = tl.program_id(0).to(tl.int64)
+        offs = tl.program_id(1).to(tl.int64) * BLOCK + tl.arange(0, BLOCK)
+        valid = offs < size
+        partner = tl.load(perm_ptr + i)
+        mode = tl.load(mode_ptr + i)
+        lam = tl.load(lam_ptr + i)
+        row = edges_ptr + i * (2 * K)
+        own = tl.load(x_ptr + i * size + offs, mask=valid, other=0).to(tl.float32)
+        # Scalars broadcast to blocks before meeting block masks (the interpreter refuses bool block | scalar).
+        zeros = tl.zeros([BLOCK], dtype=tl.int64)
+        blended = (zeros + mode) == 1
+        inside = (zeros + mode) == 2
+        if K >= 1:
+            c0 = (offs // r0_stride) % r0_size
+            inside = inside & (c0 >= tl.load(row)) & (c0 < tl.load(row + 1))
+        if K >= 2:
+            c1 = (offs // r1_stride) % r1_size
+            inside = inside & (c1 >= tl.load(row + 2)) & (c1 < tl.load(row + 3))
+        if K >= 3:
+            c2 = (offs // r2_stride) % r2_size
+            inside = inside & (c2 >= tl.load(row + 4)) & (c2 < tl.load(row + 5))
+        if K == 0:
+            inside = inside & False
+        wanted = valid & (blended | inside)
+        theirs = tl.load(x_ptr + partner * size + offs, mask=wanted, other=0).to(tl.float32)
+        value = tl.where(inside, theirs, own)
+        value = tl.where(blended, own * lam + theirs * (1.0 - lam), value)
+        channel = (offs // channel_stride) % channels
+        scale = tl.load(scale_ptr + channel, mask=valid, other=1.0)
+        value = value * scale + tl.load(shift_ptr + channel, mask=valid, other=0.0) if HAS_SHIFT else value * scale
+        target = offs % cl_pixels * cl_channels + offs // cl_pixels if CHANNELS_LAST else offs
+        tl.store(out_ptr + i * size + target, value.to(out_ptr.dtype.element_ty), mask=valid)
