@@ -2,10 +2,12 @@
 
     python benchmarks/mix_kernel.py [--device cuda] [--threads 1]
 
-For B = 256 at 3x32x32 and 3x224x224, float32 and uint8 -> float32, times MixupCollate's mix
-(``mixup_collate.mix.mix``, as the collate calls it) against copying the same batch into a
-preallocated buffer (``out.copy_(x)``). A mix reads two rows and writes one, so 1.5x the copy is the
-physical floor. Common formulations are timed beside it for context.
+For B = 256 at 3x32x32 and 3x224x224, float32 and uint8 -> float32, times MixupCollate's mix against
+copying the same batch into a preallocated buffer (``out.copy_(x)``): its torch path
+(``mixup_collate.mix.mix``, as the collate calls it on the CPU) and, where Triton runs (CUDA), the fused
+kernel the collate launches there (``mixup_collate.fused.finish_inputs``) for Mixup, CutMix and switched
+draws. A Mixup reads two rows and writes one, so 1.5x the copy is the floor for float32 in and out;
+``uint8`` in, float32 out reads a quarter as much, about 0.75x. Common formulations are timed beside it.
 """
 
 from __future__ import annotations
@@ -19,7 +21,15 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import RESULTS, interleaved, machine, pick_device, summary, table, torch_threads, write_json  # noqa: E402
 
+from mixup_collate import fused  # noqa: E402
 from mixup_collate.mix import Scratch, mix  # noqa: E402
+from mixup_collate.params import draw_params  # noqa: E402
+
+FUSED_MODES = {
+    "mixup": dict(alpha=0.4),
+    "cutmix": dict(alpha=0, cutmix_alpha=1.0),
+    "switched": dict(alpha=0.8, cutmix_alpha=1.0, prob=0.8),
+}
 
 # Nominal memory bandwidth (GB/s) of accelerators we may be lent, to report the fraction reached.
 NOMINAL_GBPS = {"H200": 4800.0, "H100": 3350.0, "A100": 2039.0}
@@ -51,9 +61,19 @@ def cases(x: torch.Tensor, perm: torch.Tensor, lam: torch.Tensor) -> dict[str, o
         torch.index_select(copy_src, 0, perm, out=buf)
         return buf.lerp_(copy_src, w)
 
+    fused_cases = {}
+    if fused.usable(x.device, x.dtype, out_dtype, (-2, -1)):
+        for name, cfg in FUSED_MODES.items():
+            g = torch.Generator().manual_seed(1)
+            p = draw_params(x.shape[0], tuple(x.shape[1:]), **cfg, generator=g)
+            draws = fused.move_draws(p.perm, p.lam, p.mode.long(), p.boxes, None, lambda t: t.to(x.device))
+            fused_cases[f"fused kernel, {name}"] = (
+                lambda draws=draws, p=p: fused.finish_inputs(x, draws, p.dims, out_dtype, scale, None, None, False)
+            )
     return {
         "copy": lambda: buf.copy_(copy_src),
-        "mixup_collate": product,
+        "mixup_collate (torch path, mixup)": product,
+        **fused_cases,
         "naive lam*x+(1-lam)*x[perm]": lambda: w * copy_src + (1 - w) * copy_src[perm],
         "torch.lerp(x[perm], x, lam)": lambda: torch.lerp(copy_src[perm], copy_src, w),
         "index_select(out)+lerp_": index_select_lerp,
@@ -75,7 +95,7 @@ def run(shapes, dtypes, batch: int, rounds: int, device: torch.device) -> list[d
             floor = summary(times["copy"])["median"]
             for name, ts in times.items():
                 s = summary(ts)
-                moved = (in_bytes + out_bytes) if name == "copy" else (2 * in_bytes + out_bytes)
+                moved = (in_bytes + out_bytes) if name == "copy" else (2 * in_bytes + out_bytes)  # a Mixup's bytes
                 results.append(
                     {
                         "shape": [batch, *shape],
