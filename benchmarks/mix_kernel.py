@@ -43,7 +43,7 @@ def nominal_bandwidth(device: torch.device) -> float | None:
 
 
 def cases(x: torch.Tensor, perm: torch.Tensor, lam: torch.Tensor) -> dict[str, object]:
-    """The timed functions for one batch ``x``; 'copy' is the floor, 'mixup_collate' the product."""
+    """The timed functions for one batch ``x``; 'copy' is the floor, the mixup_collate cases the product."""
     out_dtype = torch.float32
     copy_src = x.to(out_dtype)
     buf = torch.empty_like(copy_src)
