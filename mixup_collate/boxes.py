@@ -48,7 +48,7 @@ def sample_boxes(
     """
     if not sizes or min(sizes) < 1:
         raise ValueError(f"a box needs one or more non-empty dimensions, got sizes {sizes}")
-    lam = lam.to(device="cpu", dtype=torch.float64).numpy()
+    lam = (lam if lam.device.type == "cpu" else lam.cpu()).numpy().astype(np.float64)
     n, k = lam.shape[0], len(sizes)
     # The random numbers come from torch's generator; the arithmetic on them is numpy's (the same IEEE float64
     # operations, without a tensor's per-operation cost on a handful of numbers).
@@ -75,8 +75,12 @@ def sample_boxes(
             )
             for size, side in zip(sizes, sides)
         ]
-    edges = np.stack([e for start, side in zip(starts, sides) for e in (start, start + side)], axis=1)
-    return torch.from_numpy(np.minimum(np.maximum(edges, 0), [s for s in sizes for _ in (0, 1)]))
+    edges = np.empty((n, 2 * k), dtype=np.int64)
+    for d, (start, side) in enumerate(zip(starts, sides)):
+        edges[:, 2 * d], edges[:, 2 * d + 1] = start, start + side
+    np.maximum(edges, 0, out=edges)
+    np.minimum(edges, [size for size in sizes for _ in (0, 1)], out=edges)
+    return torch.from_numpy(edges)
 
 
 def kept_fraction(boxes: Tensor, *sizes: int) -> Tensor:
@@ -91,8 +95,17 @@ def kept_fraction(boxes: Tensor, *sizes: int) -> Tensor:
 
 def box_masks(boxes: Tensor, *sizes: int, device: torch.device | str | None = None) -> Tensor:
     """``True`` inside each box: bool ``(n, *sizes)``, built on ``device`` from broadcast comparisons."""
-    boxes = boxes.to(device)
+    target = boxes.device if device is None else torch.device(device)
     n, k, mask = boxes.shape[0], len(sizes), None
+    if boxes.device.type == "cpu" and target.type == "cpu":  # numpy's comparisons: no tensor op's fixed cost
+        edges = boxes.numpy()
+        for d, size in enumerate(sizes):
+            index = np.arange(size)
+            inside = (index >= edges[:, 2 * d, None]) & (index < edges[:, 2 * d + 1, None])
+            inside = inside.reshape(n, *([1] * d), size, *([1] * (k - d - 1)))
+            mask = inside if mask is None else mask & inside
+        return torch.from_numpy(mask)
+    boxes = boxes.to(target)
     for d, size in enumerate(sizes):
         index = torch.arange(size, device=boxes.device)
         inside = (index >= boxes[:, 2 * d : 2 * d + 1]) & (index < boxes[:, 2 * d + 1 : 2 * d + 2])  # (n, size)

@@ -1,7 +1,8 @@
 """Random mixing parameters: the weights ``lam``, the partner of every sample, and per-sample coins.
 
 Pure tensor functions with injectable randomness (a ``torch.Generator``); they know nothing of
-DataLoaders. Drawing needs no host synchronisation: no ``.item()``, no numpy.
+DataLoaders. Drawing needs no host synchronisation: no ``.item()``; on the CPU the arithmetic on a
+handful of draws is numpy's (the same IEEE operations, without a tensor operation's fixed cost).
 """
 
 from __future__ import annotations
@@ -9,6 +10,7 @@ from __future__ import annotations
 import math
 from numbers import Real
 
+import numpy as np
 import torch
 from torch import Tensor
 
@@ -86,6 +88,11 @@ def sample_lam(
         )
         # Halved before the sum, which overflows for alpha near the float64 maximum; halving is exact, so the
         # ratio is bit for bit X / (X + Y) wherever that does not overflow.
+        if device.type == "cpu":  # the same IEEE float64 operations in numpy, without a tensor op's fixed cost
+            half = pair.numpy() * 0.5
+            ratio = (half.max(0) if fold else half[0]) / (half[0] + half[1])
+            lam = torch.from_numpy(ratio.astype(np.float32))
+            return lam if per_sample else lam.expand(n).clone()
         pair.mul_(0.5)
         lam = (pair.amax(0) if fold else pair[0]).div_(pair.sum(0))
     lam = lam.to(torch.float32)

@@ -245,7 +245,9 @@ def _stack_targets_fast(values: Sequence[Any]) -> Tensor | None:
     if _is_mask(values[0]) or _is_tv_tensor(values[0], "BoundingBoxes"):
         return None  # refused, with a pointer to dense_targets or box_targets, by the checked path
     try:
-        if types == {int} or all(issubclass(t, (int, np.integer)) and not issubclass(t, bool) for t in types):
+        if types == {int}:  # numpy's conversion of Python ints: the same values, raising outside int64
+            return torch.from_numpy(np.array(values, dtype=np.int64))
+        if all(issubclass(t, (int, np.integer)) and not issubclass(t, bool) for t in types):
             return torch.tensor(values, dtype=torch.int64)  # raises outside int64
         if all(issubclass(t, (float, np.floating)) for t in types):
             return torch.tensor(values, dtype=torch.float32)
@@ -263,7 +265,7 @@ def _stack_targets_fast(values: Sequence[Any]) -> Tensor | None:
                 return y
             if y.ndim == 1 and y.dtype not in (torch.bool, torch.uint64) and not y.is_complex():
                 return y.to(torch.int64)
-    except (RuntimeError, TypeError, ValueError):
+    except (RuntimeError, TypeError, ValueError, OverflowError):
         pass
     return None
 
