@@ -26,8 +26,11 @@ def _check_size(n: int, what: str) -> None:
         raise ValueError(f"cannot draw {what} for an empty batch (n={n})")
 
 
+_CPU = torch.device("cpu")
+
+
 def _device(device: torch.device | str | None) -> torch.device:
-    return torch.device("cpu") if device is None else torch.device(device)
+    return _CPU if device is None else torch.device(device)
 
 
 def _log_gamma_pairs(n: int, alpha: float, generator: torch.Generator | None, device: torch.device) -> Tensor:
@@ -133,6 +136,7 @@ def sample_coins(
 ) -> Tensor:
     """``n`` independent Bernoulli(``p``) draws, bool ``(n,)`` (one draw repeated when not ``per_sample``)."""
     _check_size(n, "coins")
-    draws = torch.rand(n if per_sample else 1, generator=generator, dtype=torch.float64, device=_device(device))
-    heads = draws < p
+    device = _device(device)
+    draws = torch.rand(n if per_sample else 1, generator=generator, dtype=torch.float64, device=device)
+    heads = torch.from_numpy(draws.numpy() < p) if device.type == "cpu" else draws < p
     return heads if per_sample else heads.expand(n).clone()
