@@ -67,6 +67,21 @@ def finished(collate_kwargs, samples, kernel):
         os.environ["MIXUP_COLLATE_KERNEL"] = previous or "auto"
 
 
+def interpreter_case(device):
+    """The kernel's outputs for fixed draws on ``device``: every mode, three region ranks, a normalisation."""
+    from mixup_collate.fused import finish_inputs, move_draws
+    from mixup_collate.mix import affine_constants
+
+    outputs = []
+    for shape, dims in [((3, 11), (-1,)), ((3, 5, 7), (-2, -1)), ((3, 4, 5, 6), (-3, -2, -1))]:
+        x = batch(shape, torch.uint8).to(device)
+        p = every_mode(5, shape, dims)
+        scale, shift = affine_constants(x, (0.4, 0.5, 0.6), (0.2, 0.3, 0.25), torch.float32)
+        draws = move_draws(p.perm, p.lam, p.mode.long(), p.boxes, None, lambda t: t.to(device))
+        outputs.append(finish_inputs(x, draws, p.dims, torch.float32, scale, shift, None, False).cpu())
+    return outputs
+
+
 @interpreted
 class TestKernel:
     @pytest.mark.parametrize("in_dtype", [torch.uint8, torch.float32, torch.float16, torch.bfloat16])
@@ -231,6 +246,24 @@ class TestOnCuda:
                 torch.testing.assert_close(b, a, rtol=1e-6, atol=1e-6)
             else:
                 assert torch.equal(a, b)
+
+    def test_the_compiled_kernel_gives_the_interpreters_values(self, tmp_path):
+        script = (
+            "import sys, torch\n"
+            "sys.path.insert(0, 'tests')\n"
+            "from test_fused import interpreter_case\n"
+            "torch.save(interpreter_case('cpu'), sys.argv[1])\n"
+        )
+        env = {**os.environ, "TRITON_INTERPRET": "1", "MIXUP_COLLATE_KERNEL": "triton"}
+        done = subprocess.run(
+            [sys.executable, "-c", script, str(tmp_path / "interpreted.pt")],
+            cwd=Path(__file__).parents[1], env=env, capture_output=True, text=True, timeout=300,
+        )  # fmt: skip
+        assert done.returncode == 0, done.stderr[-3000:]
+        interpreted = torch.load(tmp_path / "interpreted.pt")
+        compiled = interpreter_case("cuda")
+        for a, b in zip(interpreted, compiled):
+            torch.testing.assert_close(b.cpu(), a, rtol=1e-6, atol=1e-6)
 
     @pytest.mark.parametrize("kwargs", CASES)
     def test_finishing_waits_for_nothing_and_launches_at_most_four_times_for_classification(self, kwargs):
