@@ -1,4 +1,5 @@
-"""The finished batches: named tuples on the training device, with the partner indices and extras attached.
+"""The batches: stacked on the CPU (``Stacked``), and finished on the training device as named tuples with the
+partner indices and extras attached.
 
 ``MixedBatch`` is the default ``(x, y_a, y_b, lam)``; ``SoftTargetBatch`` is the ``(x, target)`` pair
 that timm's and torchvision's training loops expect (``soft_targets=True``). Both carry ``.perm`` and
@@ -7,12 +8,33 @@ that timm's and torchvision's training loops expect (``soft_targets=True``). Bot
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
 import torch
 from torch import Tensor
 
-__all__ = ["DetectionBatch", "MixedBatch", "SoftTargetBatch", "to_device"]
+__all__ = ["DetectionBatch", "MixedBatch", "SoftTargetBatch", "Stacked", "to_device"]
+
+
+@dataclass
+class Stacked:
+    """A stacked, unmixed batch on the CPU.
+
+    Attributes:
+        x: ``(B, *S)`` inputs, one contiguous buffer.
+        y: ``(B,)`` int64 class indices or ``(B, *K)`` float targets; with dense targets ``(B, [K,] H, W)``
+            masks (any integer dtype) or float maps; with box targets a
+            [`PackedTargets`][mixup_collate.detection.PackedTargets].
+        extras: the samples' other fields, collated as ``default_collate`` would: keyed by name for
+            dict samples, by position (2, 3, ...) for tuple samples.
+        value_range: ``(min, max)`` of float inputs, when asked for (measured where the batch is stacked).
+    """
+
+    x: Tensor
+    y: Any
+    extras: dict[Any, Any] = field(default_factory=dict)
+    value_range: tuple[float, float] | None = None
 
 
 def to_device(

@@ -20,12 +20,12 @@ from typing import Any
 import torch
 from torch.utils.data import get_worker_info
 
-from .batch import MixedBatch, SoftTargetBatch
+from .batch import MixedBatch, SoftTargetBatch, Stacked
 from .finish import Finisher
 from .params import MixParams, draw_params
 from .pending import PendingBatch, register_owner
 from .settings import KNOBS, Knob, Settings, check_device, unknown_setting
-from .stack import Stacked, stack_samples
+from .stack import stack_samples
 from .stream import RandomStream
 
 __all__ = ["MixupCollate", "resolve_device"]

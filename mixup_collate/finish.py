@@ -25,13 +25,12 @@ import torch
 from torch import Tensor
 
 from . import fused
-from .batch import DetectionBatch, MixedBatch, SoftTargetBatch, to_device
+from .batch import DetectionBatch, MixedBatch, SoftTargetBatch, Stacked, to_device
 from .detection import mix_box_targets
 from .fused import DeviceDraws
 from .mix import Scratch, mix_inputs, mix_maps, mix_targets, output_dtype, pixel_lam, plan_inputs, soft_targets
 from .params import MixParams
 from .settings import Settings
-from .stack import Stacked
 
 try:  # the C module behind `signal`: the same calls without the enum conversions, a few microseconds per batch
     from _signal import SIG_DFL, SIGINT

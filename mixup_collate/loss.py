@@ -29,7 +29,15 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from .settings import check_smoothing
+
+def check_smoothing(value: object, name: str = "label_smoothing") -> float:
+    """Label smoothing as a float in ``[0, 1]``, as ``F.cross_entropy`` takes it (the collate checks with it too)."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):  # numpy's bool is no Real either
+        raise TypeError(f"{name} must be a number in [0, 1], got {type(value).__name__} {value!r}")
+    if not 0 <= value <= 1:
+        raise ValueError(f"{name} must be a number in [0, 1], got {name}={value!r}")
+    return float(value)
+
 
 __all__ = ["MixupLoss", "mixup_cross_entropy"]
 

@@ -34,8 +34,8 @@ from .batch import MixedBatch, SoftTargetBatch, _to_arguments
 from .finish import finishing, pin
 
 if TYPE_CHECKING:
+    from .batch import Stacked
     from .params import MixParams
-    from .stack import Stacked
 
 __all__ = ["PendingBatch", "register_owner"]
 

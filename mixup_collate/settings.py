@@ -22,9 +22,10 @@ import torch
 from torch import Tensor
 
 from .boxes import are_sample_dims
+from .loss import check_smoothing
 from .sampling import check_concentration
 
-__all__ = ["KNOBS", "STRUCTURAL", "Knob", "Settings", "check_device", "check_smoothing", "unknown_setting"]
+__all__ = ["KNOBS", "STRUCTURAL", "Knob", "Settings", "check_device", "unknown_setting"]
 
 # The floating dtypes the mix computes in (float8 types cannot hold a mixed batch: torch refuses to promote them).
 OUTPUT_DTYPES = (torch.float16, torch.bfloat16, torch.float32, torch.float64)
@@ -74,15 +75,6 @@ def _count_or_none(value: object, name: str, *, least: int) -> int | None:
         what = "a positive int" if least == 1 else "a non-negative int"
         raise ValueError(f"{name} must be {what} or None, got {name}={value!r}")
     return int(value)
-
-
-def check_smoothing(value: object, name: str = "label_smoothing") -> float:
-    """Label smoothing as a float in ``[0, 1]``, as ``F.cross_entropy`` takes it: for the collate and the loss."""
-    if isinstance(value, (bool, np.bool_)) or not isinstance(value, Real):
-        raise TypeError(f"{name} must be a number in [0, 1], got {type(value).__name__} {value!r}")
-    if not 0 <= value <= 1:
-        raise ValueError(f"{name} must be a number in [0, 1], got {name}={value!r}")
-    return float(value)
 
 
 def _dtype(value: object, name: str) -> torch.dtype | None:

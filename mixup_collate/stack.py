@@ -12,7 +12,6 @@ samples checked one by one, which finds the sample at fault and raises with its 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
 from functools import cache
 from operator import attrgetter, itemgetter
 from typing import Any
@@ -22,32 +21,13 @@ import torch
 from torch import Tensor
 from torch.utils.data import default_collate
 
+from .batch import Stacked
 from .detection import check_sizes, pack_targets
 
-__all__ = ["Stacked", "stack_samples"]
+__all__ = ["stack_samples"]
 
 _INT64_MIN, _INT64_MAX = -(2**63), 2**63 - 1
 _dtype_of = attrgetter("dtype")
-
-
-@dataclass
-class Stacked:
-    """A stacked, unmixed batch on the CPU.
-
-    Attributes:
-        x: ``(B, *S)`` inputs, one contiguous buffer.
-        y: ``(B,)`` int64 class indices or ``(B, *K)`` float targets; with dense targets ``(B, [K,] H, W)``
-            masks (any integer dtype) or float maps; with box targets a
-            [`PackedTargets`][mixup_collate.detection.PackedTargets].
-        extras: the samples' other fields, collated as ``default_collate`` would: keyed by name for
-            dict samples, by position (2, 3, ...) for tuple samples.
-        value_range: ``(min, max)`` of float inputs, when asked for (measured where the batch is stacked).
-    """
-
-    x: Tensor
-    y: Any
-    extras: dict[Any, Any] = field(default_factory=dict)
-    value_range: tuple[float, float] | None = None
 
 
 def _describe(value: Any) -> str:
