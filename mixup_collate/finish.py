@@ -1,10 +1,10 @@
 """Finishing a batch: a stacked CPU batch and its drawn parameters become the batch on the device.
 
 Everything between the draw and the training step lives here: moving the tensors (page-locked for
-an asynchronous copy to CUDA), the targets (``y_b``, mixed float targets, soft targets), the inputs'
-kernel (``plan_inputs`` decides once per batch: pair, mix or transform, the
-dtype, in place or not; ``mix_inputs`` does it), the caches a collate keeps
-from batch to batch (affine constants, the scratch buffer), and the all-or-nothing guard:
+an asynchronous copy to CUDA), the targets (``y_b``, mixed float targets, soft targets), the inputs
+(``plan_inputs`` decides once per batch: pair, mix or transform, the dtype, in place or not; on a CUDA
+device with Triton one fused kernel does it, elsewhere ``mix_inputs``), the caches a collate keeps from
+batch to batch (affine constants, the scratch buffer), and the all-or-nothing guard:
 
 * Ctrl-C waits until the batch is complete (``finishing``), so a batch is drawn and mixed whole
   or not at all;
@@ -190,9 +190,8 @@ class Finisher:
             return None
         indices = isinstance(y, Tensor) and y.dtype == torch.int64 and y.ndim == 1
         packs_y = indices and s.stack_y and not (s.soft_targets or s.dense_targets or s.box_targets)
-        mode = params.mode.to(torch.int64)
         return fused.move_draws(
-            params.perm, params.lam, mode, params.boxes, y if packs_y else None, lambda t: move(t, device)
+            params.perm, params.lam, params.mode, params.boxes, y if packs_y else None, lambda t: move(t, device)
         )
 
     def _inputs(
