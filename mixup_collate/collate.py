@@ -209,8 +209,7 @@ class MixupCollate:
         self._epoch_set = True
 
     def _warn_if_epoch_never_set(self) -> None:
-        """Warn once when ``off_epoch`` waits for an epoch that [`set_epoch`][mixup_collate.MixupCollate.set_epoch]
-        never announces."""
+        """Warn once when ``off_epoch`` waits for epochs that ``set_epoch`` never announces."""
         if self.settings.off_epoch is not None and not self._epoch_set:
             self._epoch_set = True  # once
             warnings.warn(

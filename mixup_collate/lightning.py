@@ -1,5 +1,4 @@
-"""PyTorch Lightning support: a callback that keeps a [`MixupCollate`][mixup_collate.MixupCollate] in step with the
-Trainer.
+"""Lightning support: a callback keeping a [`MixupCollate`][mixup_collate.MixupCollate] in step with the Trainer.
 
 Lightning needs no help to move or mix the batches: its default ``transfer_batch_to_device`` calls the
 batch's ``.to(device)``, and the batch is mixed there at its first use in ``training_step``, with

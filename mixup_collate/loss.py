@@ -9,13 +9,12 @@ class-index targets the loss of element ``n`` (a sample, or one position of ``(B
     L_n = lam_n * l(n, y_a) + (1 - lam_n) * l(n, y_b)
 
 with ``l`` the criterion's own per-element loss, reduced as the criterion reduces (for cross-entropy and
-NLL: a weighted mean, see [`mixup_cross_entropy`][mixup_collate.mixup_cross_entropy]). Float targets (one-hot, soft,
-    multi-hot, regression
-and per-pixel maps) are mixed first, ``lam * y_a + (1 - lam) * y_b`` element by element, and the criterion is
-called once. A ``(B, *D)`` lam aligns on the trailing dimensions of what it weighs: ``(B, H, W)`` against
-``(B, K, H, W)`` maps weighs every channel of a pixel by that pixel's lam. Both helpers also take a plain
-``(logits, y)`` batch, and the target as one ``(y_a, y_b, lam)`` triple for training loops whose criterion
-gets exactly two arguments.
+NLL: a weighted mean, see [`mixup_cross_entropy`][mixup_collate.mixup_cross_entropy]). Float targets (one-hot,
+soft, multi-hot, regression and per-pixel maps) are mixed first, ``lam * y_a + (1 - lam) * y_b`` element by
+element, and the criterion is called once. A ``(B, *D)`` lam aligns on the trailing dimensions of what it
+weighs: ``(B, H, W)`` against ``(B, K, H, W)`` maps weighs every channel of a pixel by that pixel's lam. Both
+helpers also take a plain ``(logits, y)`` batch, and the target as one ``(y_a, y_b, lam)`` triple for training
+loops whose criterion gets exactly two arguments.
 """
 
 from __future__ import annotations
@@ -373,8 +372,8 @@ class MixupLoss(nn.Module):
 
     - ``nn.CrossEntropyLoss`` (any ``weight``, ``ignore_index``, ``label_smoothing``) and ``nn.NLLLoss``
       (log-probability input, no smoothing): the formula of [`mixup_cross_entropy`][mixup_collate.mixup_cross_entropy],
-      with its weighted, ignore-aware mean, per sample or per pixel. With ``lam = 1`` it equals ``criterion(logits,
-      y_a)``.
+      with its weighted, ignore-aware mean, per sample or per pixel. With ``lam = 1`` it equals
+      ``criterion(logits, y_a)``.
     - Torch losses whose ``"mean"`` is the plain mean of their ``"none"`` output (``L1Loss``, ``MSELoss``,
       ``SmoothL1Loss``, ``HuberLoss``, ``BCELoss``, ``BCEWithLogitsLoss``, ``SoftMarginLoss``,
       ``MultiLabelSoftMarginLoss``, ``MultiMarginLoss``, ``MultiLabelMarginLoss``, ``HingeEmbeddingLoss``,

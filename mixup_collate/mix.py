@@ -60,8 +60,7 @@ def per_row(w: Tensor, ndim: int) -> Tensor:
 
 
 def output_dtype(x: Tensor, dtype: torch.dtype | None) -> torch.dtype:
-    """The dtype [`mix`][mixup_collate.mix.mix] returns for ``x``: ``dtype``, else ``x``'s own float dtype, float32 for
-    ``uint8``."""
+    """The dtype ``mix`` returns for ``x``: ``dtype``, else ``x``'s own float dtype, float32 for ``uint8``."""
     if not (x.is_floating_point() or x.dtype == torch.uint8):
         raise TypeError(
             f"cannot mix inputs of dtype {x.dtype}: mixing needs floating point or uint8 (image) inputs; "
@@ -291,8 +290,7 @@ def _mix_into(
     shift: Tensor | None,
     scratch: Scratch | None,
 ) -> Tensor:
-    """[`mix`][mixup_collate.mix.mix] on ``out``, the private buffer in the computation's dtype and layout, overwritten
-    with the result.
+    """``mix`` on ``out``, the private buffer in the computation's dtype and layout, overwritten with the result.
 
     ``mode`` ``None`` blends every row. ``source`` is the untouched input ``out`` was converted from, when it
     is another tensor: the rows that are cut or blended then read their partners from it, instead of from a
@@ -363,8 +361,7 @@ def transform(
     channels_last: bool = False,
     overwrite_input: bool = False,
 ) -> Tensor:
-    """The conversion [`mix`][mixup_collate.mix.mix] applies, without mixing: ``out = x * scale + shift`` (for
-    evaluation)."""
+    """The conversion [`mix`][mixup_collate.mix.mix] applies, without mixing: ``x * scale + shift`` (evaluation)."""
     _check_batch(x)
     out_dtype = output_dtype(x, dtype)
     out = _private(x, out_dtype, _memory_format(x, channels_last), overwrite_input)
@@ -383,8 +380,8 @@ def pair(
     """Stack every row with its partner, unmixed: ``out[:, 0] = x``, ``out[:, 1] = x[perm]``, shape ``(B, 2, *S)``.
 
     For models that mix inside (embeddings of categorical inputs, manifold mixup): floating and
-    ``uint8`` inputs get the conversion of [`transform`][mixup_collate.mix.transform]; integer inputs are returned as
-    they are.
+    ``uint8`` inputs get the conversion of [`transform`][mixup_collate.mix.transform]; integer inputs are
+    returned as they are.
     """
     _check_arguments(x, perm)
     return _pair(x, perm, dtype, scale, shift)

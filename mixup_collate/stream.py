@@ -121,8 +121,7 @@ class RandomStream:
         return state
 
     def load_state_dict(self, state: Mapping[str, Any]) -> None:
-        """Continue exactly where [`state_dict`][mixup_collate.MixupCollate.state_dict] was taken, on this process's
-        rank.
+        """Continue exactly where ``state_dict`` was taken, on this process's rank.
 
         The whole state is checked before any of it is used: a malformed field, or a state from a stream
         of the other kind (``generator=`` against ``seed=``/none), is refused with an error naming it.
