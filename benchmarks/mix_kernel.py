@@ -67,8 +67,8 @@ def cases(x: torch.Tensor, perm: torch.Tensor, lam: torch.Tensor) -> dict[str, o
             g = torch.Generator().manual_seed(1)
             p = draw_params(x.shape[0], tuple(x.shape[1:]), **cfg, generator=g)
             draws = fused.move_draws(p.perm, p.lam, p.mode.long(), p.boxes, None, lambda t: t.to(x.device))
-            fused_cases[f"fused kernel, {name}"] = (
-                lambda draws=draws, p=p: fused.finish_inputs(x, draws, p.dims, out_dtype, scale, None, None, False)
+            fused_cases[f"fused kernel, {name}"] = lambda draws=draws, p=p: fused.finish_inputs(
+                x, draws, p.dims, out_dtype, scale, None, None, False
             )
     return {
         "copy": lambda: buf.copy_(copy_src),
