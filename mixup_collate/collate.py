@@ -286,8 +286,9 @@ class MixupCollate:
         if not mixing:
             return MixParams.identity(x.shape[0])
         size, shape, args = x.shape[0], tuple(x.shape[1:]), self.settings.draw_args()
-        with self._lock:  # one stream, several threads: each batch claims one index with its draws, atomically
-            return self._stream.draw(lambda generator: draw_params(size, shape, **args, generator=generator))
+        # One stream, several threads: each batch claims one index with its draws, atomically.
+        with self._lock, self._stream.claim() as generator:
+            return draw_params(size, shape, **args, generator=generator)
 
     def apply(
         self, stacked: Stacked, params: MixParams, device: torch.device | None = None, *, from_worker: bool = False

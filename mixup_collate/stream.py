@@ -14,15 +14,13 @@ from __future__ import annotations
 
 import hashlib
 import os
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from numbers import Integral
-from typing import Any, TypeVar
+from typing import Any
 
 import torch
 
-T = TypeVar("T")
-
-__all__ = ["RandomStream", "batch_seed", "check_seed", "current_rank", "global_base"]
+__all__ = ["Claim", "RandomStream", "batch_seed", "check_seed", "current_rank", "global_base"]
 
 
 def current_rank() -> int:
@@ -196,20 +194,31 @@ class RandomStream:
             self._base = state["base"]
         self.epoch = state["epoch"]
 
-    def draw(self, draw: Callable[[torch.Generator], T]) -> T:
-        """``draw(generator)`` for the next batch, which claims the batch's index only if it returns.
+    def claim(self) -> Claim:
+        """The next batch's generator, as a block: ``with stream.claim() as generator: ...``.
 
-        An exception (or Ctrl-C) inside ``draw`` leaves the stream where it was, the caller's own
-        generator included, so drawing the batch again gives the draws it would have had. Not
-        thread-safe by itself: the collate holds a lock around it.
+        The batch's index is claimed only if the block completes: an exception (or Ctrl-C) in it leaves
+        the stream where it was, the caller's own generator included, so drawing the batch again gives
+        the draws it would have had. Not thread-safe by itself: the collate holds a lock around it.
         """
-        batches = self.batches
-        caller = self._caller_generator
-        state = caller.get_state() if caller is not None else None
-        try:
-            return draw(self.next_generator())
-        except BaseException:
-            self.batches = batches
-            if caller is not None:
-                caller.set_state(state)
-            raise
+        return Claim(self)
+
+
+class Claim:
+    """One batch's claim on a ``RandomStream``: its generator, and the stream restored if the block fails."""
+
+    __slots__ = ("_batches", "_state", "_stream")
+
+    def __init__(self, stream: RandomStream) -> None:
+        self._stream, self._batches = stream, stream.batches
+        caller = stream._caller_generator
+        self._state = caller.get_state() if caller is not None else None
+
+    def __enter__(self) -> torch.Generator:
+        return self._stream.next_generator()
+
+    def __exit__(self, kind: type[BaseException] | None, *_: object) -> None:
+        if kind is not None:  # the batch is not claimed: the stream stays where it was
+            self._stream.batches = self._batches
+            if self._state is not None:
+                self._stream._caller_generator.set_state(self._state)

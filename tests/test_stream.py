@@ -345,3 +345,27 @@ class TestBatchIndices:
         collate.enabled = True
         assert collate.state_dict()["batches"] == 0
         assert torch.equal(collate(samples).finish().lam, reference(samples).finish().lam)
+
+
+class TestAClaimIsAtomic:
+    """``with stream.claim() as generator:`` claims the batch's index only if the block completes."""
+
+    @pytest.mark.parametrize("own_generator", [False, True], ids=["seeded", "caller's generator"])
+    def test_a_failed_block_leaves_the_stream_and_the_callers_generator_where_they_were(self, own_generator):
+        stream = RandomStream(
+            seed=None if own_generator else 3, generator=torch.Generator().manual_seed(5) if own_generator else None
+        )
+        with stream.claim() as generator:
+            torch.rand(2, generator=generator)
+        expected = draw(stream.clone())
+        with pytest.raises(KeyboardInterrupt), stream.claim() as generator:
+            torch.rand(7, generator=generator)
+            raise KeyboardInterrupt
+        assert stream.batches == 1
+        assert torch.equal(draw(stream), expected)
+
+    def test_a_completed_block_claims_one_index(self):
+        stream = RandomStream(seed=3)
+        with stream.claim():
+            pass
+        assert stream.batches == 1
