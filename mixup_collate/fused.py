@@ -131,18 +131,20 @@ def finish_inputs(
     axis = 0 if channel_dim is None else len(shape) + channel_dim
     channels = shape[axis] if shape else 1
     channel_stride = int(np.prod(shape[axis + 1 :])) if shape else 1
-    scale_t = scale if isinstance(scale, Tensor) else torch.tensor([scale], dtype=torch.float32, device=x.device)
-    scale_t = scale_t.reshape(-1).to(torch.float32)
+    # A number (uint8 -> [0, 1] alone) is an argument; per-channel constants are read from the device.
+    per_channel = isinstance(scale, Tensor)
+    scale_t = scale.reshape(-1).to(torch.float32) if per_channel else draws.lam  # any float pointer when unused
     shift_t = scale_t if shift is None else shift.reshape(-1).to(torch.float32)
-    if scale_t.numel() == 1:
+    if not per_channel or scale_t.numel() == 1:
         channel_stride, channels = 1, 1  # one value for every channel
     k = 0 if draws.boxes is None else draws.boxes.shape[1] // 2
     geometry = _dims_geometry(shape, tuple(dims)[:k])
     edges = draws.perm if draws.boxes is None else draws.boxes  # any int64 pointer when no sample is cut
     _finish_kernel[(n, triton.cdiv(size, _BLOCK))](
-        x, out, draws.perm, draws.mode, draws.lam, edges, scale_t, shift_t, size, *geometry, channel_stride, channels,
+        x, out, draws.perm, draws.mode, draws.lam, edges, scale_t, shift_t, 1.0 if per_channel else float(scale),
+        size, *geometry, channel_stride, channels,
         shape[0] if channels_last else 1, size // shape[0] if channels_last else 1,
-        K=k, HAS_SHIFT=shift is not None, CHANNELS_LAST=channels_last, BLOCK=_BLOCK,
+        K=k, PER_CHANNEL=per_channel, HAS_SHIFT=shift is not None, CHANNELS_LAST=channels_last, BLOCK=_BLOCK,
     )  # fmt: skip
     return out
 
@@ -159,6 +161,7 @@ if triton is not None:
         edges_ptr,
         scale_ptr,
         shift_ptr,
+        scale_value,
         size,
         r0_stride,
         r0_size,
@@ -171,6 +174,7 @@ if triton is not None:
         cl_channels,
         cl_pixels,
         K: tl.constexpr,
+        PER_CHANNEL: tl.constexpr,
         HAS_SHIFT: tl.constexpr,
         CHANNELS_LAST: tl.constexpr,
         BLOCK: tl.constexpr,
@@ -203,7 +207,7 @@ if triton is not None:
         value = tl.where(inside, theirs, own)
         value = tl.where(blended, own * lam + theirs * (1.0 - lam), value)
         channel = (offs // channel_stride) % channels
-        scale = tl.load(scale_ptr + channel, mask=valid, other=1.0)
+        scale = tl.load(scale_ptr + channel, mask=valid, other=1.0) if PER_CHANNEL else scale_value
         value = value * scale + tl.load(shift_ptr + channel, mask=valid, other=0.0) if HAS_SHIFT else value * scale
         target = offs % cl_pixels * cl_channels + offs // cl_pixels if CHANNELS_LAST else offs
         tl.store(out_ptr + i * size + target, value.to(out_ptr.dtype.element_ty), mask=valid)
