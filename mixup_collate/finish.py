@@ -164,16 +164,19 @@ class Finisher:
             return DetectionBatch(x, targets, lam=lam, perm=perm, extras=extras)
         y = move(stacked.y, device) if draws is None or draws.targets is None else draws.targets[0]
         weights = lam  # of y_a: per sample, or per pixel for dense targets
-        if s.dense_targets:
-            mode, boxes = (params.mode, params.boxes) if draws is None else (draws.mode, draws.boxes)
-            weights = pixel_lam(lam, mode, boxes, *(x.shape[d] for d in s.cutmix_dims))
-        else:
-            self._warn_if_dense_looking(x, y, s)
-        mixes = params.mixes
-        if draws is not None and draws.targets is not None:
+        sizes = tuple(x.shape[d] for d in s.cutmix_dims)
+        dense = None if draws is None or not s.dense_targets else fused.finish_dense(y, draws, sizes, not s.stack_y)
+        if dense is not None:  # one launch: the per-pixel lam and both targets
+            *targets, weights = dense
+        elif draws is not None and draws.targets is not None:
             targets = draws.targets  # crossed with the draws, y[perm] taken on the host
         else:
-            targets = self._targets(y, perm, weights, mixes, s)
+            if s.dense_targets:
+                mode, boxes = (params.mode, params.boxes) if draws is None else (draws.mode, draws.boxes)
+                weights = pixel_lam(lam, mode, boxes, *sizes)
+            else:
+                self._warn_if_dense_looking(x, y, s)
+            targets = self._targets(y, perm, weights, params.mixes, s)
         x = self._inputs(x, stacked, params, perm, lam, s, draws)
         if s.soft_targets:
             return SoftTargetBatch(x, *targets, lam=lam, perm=perm, extras=extras)

@@ -28,7 +28,7 @@ try:  # a guarded import: the torch path serves builds and devices without Trito
 except ImportError:  # pragma: no cover - depends on the install
     triton = None
 
-__all__ = ["KERNEL_ENV", "DeviceDraws", "finish_inputs", "move_draws", "usable"]
+__all__ = ["KERNEL_ENV", "DeviceDraws", "finish_dense", "finish_inputs", "move_draws", "usable"]
 
 KERNEL_ENV = "MIXUP_COLLATE_KERNEL"
 _IN_DTYPES = (torch.uint8, torch.float16, torch.bfloat16, torch.float32)
@@ -149,6 +149,54 @@ def finish_inputs(
     return out
 
 
+_DENSE_DTYPES = (
+    torch.uint8,
+    torch.int8,
+    torch.int16,
+    torch.int32,
+    torch.int64,
+    torch.float16,
+    torch.bfloat16,
+    torch.float32,
+)
+
+
+def finish_dense(
+    y: Tensor, draws: DeviceDraws, sizes: Sequence[int], mixed_maps: bool
+) -> tuple[Tensor, Tensor, Tensor] | None:
+    """Dense targets ``y`` ``(B, [K,] *sizes)`` on the device, finished in one launch: ``(y_a, y_b, lam)``.
+
+    ``lam`` is the weight of ``y_a`` per element of the cut dimensions, float32 ``(B, *sizes)``: ``lam[i]``
+    where sample ``i`` is blended, 0 inside its region where it is cut, 1 elsewhere. Integer masks come back
+    as int64 ``y`` and ``y[perm]``; float maps as ``y`` and ``y[perm]``, or with ``mixed_maps`` both as the
+    mixed map (the sample's or the partner's value exactly where ``lam`` is 1 or 0). ``None`` for a dtype
+    the kernel does not serve.
+    """
+    if y.dtype not in _DENSE_DTYPES:
+        return None
+    y = y.contiguous()
+    n, pixels = y.shape[0], int(np.prod(sizes))
+    per_sample = int(np.prod(y.shape[1:]))
+    floating = y.is_floating_point()
+    lam = torch.empty((n, *sizes), dtype=torch.float32, device=y.device)
+    y_a = (
+        y
+        if floating and not mixed_maps
+        else torch.empty(y.shape, dtype=y.dtype if floating else torch.int64, device=y.device)
+    )
+    y_b = y_a if mixed_maps else torch.empty(y.shape, dtype=y.dtype if floating else torch.int64, device=y.device)
+    if n == 0 or per_sample == 0:
+        return y_a, y_b, lam
+    k = 0 if draws.boxes is None else draws.boxes.shape[1] // 2
+    geometry = _dims_geometry(tuple(sizes), tuple(range(-len(sizes), 0))[:k])
+    edges = draws.perm if draws.boxes is None else draws.boxes
+    _dense_kernel[(n, triton.cdiv(per_sample, _BLOCK))](
+        y, y_a, y_b, lam, draws.perm, draws.mode, draws.lam, edges, per_sample, pixels, *geometry,
+        K=k, MIXED=mixed_maps, WRITES_Y_A=y_a is not y, BLOCK=_BLOCK,
+    )  # fmt: skip
+    return y_a, y_b, lam
+
+
 if triton is not None:
 
     @triton.jit
@@ -211,3 +259,62 @@ if triton is not None:
         value = value * scale + tl.load(shift_ptr + channel, mask=valid, other=0.0) if HAS_SHIFT else value * scale
         target = offs % cl_pixels * cl_channels + offs // cl_pixels if CHANNELS_LAST else offs
         tl.store(out_ptr + i * size + target, value.to(out_ptr.dtype.element_ty), mask=valid)
+
+    @triton.jit
+    def _dense_kernel(
+        y_ptr,
+        ya_ptr,
+        yb_ptr,
+        lam_out_ptr,
+        perm_ptr,
+        mode_ptr,
+        lam_ptr,
+        edges_ptr,
+        size,
+        pixels,
+        r0_stride,
+        r0_size,
+        r1_stride,
+        r1_size,
+        r2_stride,
+        r2_size,
+        K: tl.constexpr,
+        MIXED: tl.constexpr,
+        WRITES_Y_A: tl.constexpr,
+        BLOCK: tl.constexpr,
+    ):
+        i = tl.program_id(0).to(tl.int64)
+        offs = tl.program_id(1).to(tl.int64) * BLOCK + tl.arange(0, BLOCK)
+        valid = offs < size
+        partner = tl.load(perm_ptr + i)
+        mode = tl.load(mode_ptr + i)
+        lam = tl.load(lam_ptr + i)
+        row = edges_ptr + i * (2 * K)
+        pixel = offs % pixels  # the element's place among the cut dimensions (every channel of a map shares it)
+        zeros = tl.zeros([BLOCK], dtype=tl.int64)
+        blended = (zeros + mode) == 1
+        inside = (zeros + mode) == 2
+        if K >= 1:
+            c0 = (pixel // r0_stride) % r0_size
+            inside = inside & (c0 >= tl.load(row)) & (c0 < tl.load(row + 1))
+        if K >= 2:
+            c1 = (pixel // r1_stride) % r1_size
+            inside = inside & (c1 >= tl.load(row + 2)) & (c1 < tl.load(row + 3))
+        if K >= 3:
+            c2 = (pixel // r2_stride) % r2_size
+            inside = inside & (c2 >= tl.load(row + 4)) & (c2 < tl.load(row + 5))
+        if K == 0:
+            inside = inside & False
+        weight = tl.where(blended, lam, tl.where(inside, 0.0, 1.0))
+        tl.store(lam_out_ptr + i * pixels + offs, weight, mask=valid & (offs < pixels))
+        own = tl.load(y_ptr + i * size + offs, mask=valid, other=0)
+        theirs = tl.load(y_ptr + partner * size + offs, mask=valid, other=0)
+        if MIXED:
+            w = weight.to(tl.float32)
+            a, b = own.to(tl.float32), theirs.to(tl.float32)
+            mixed = tl.where(w == 1.0, a, tl.where(w == 0.0, b, w * a + (1.0 - w) * b))
+            tl.store(ya_ptr + i * size + offs, mixed.to(ya_ptr.dtype.element_ty), mask=valid)
+        else:
+            if WRITES_Y_A:
+                tl.store(ya_ptr + i * size + offs, own.to(ya_ptr.dtype.element_ty), mask=valid)
+            tl.store(yb_ptr + i * size + offs, theirs.to(yb_ptr.dtype.element_ty), mask=valid)

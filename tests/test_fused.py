@@ -54,6 +54,18 @@ def oracle(x, p, scale, shift):
     return mixed * scale + shift
 
 
+def pixel_lam_reference(p, sizes, dims):
+    """Float64 ``(B, *sizes)``: ``lam`` where blended, 0 inside a cut sample's region and 1 outside, 1 unmixed."""
+    out = torch.ones((len(p.perm), *sizes), dtype=torch.float64)
+    for i, (mode, lam) in enumerate(zip(p.mode.tolist(), p.lam.tolist())):
+        if mode == BLENDED:
+            out[i] = lam
+        elif mode == CUT:
+            edges = p.boxes[i].tolist()
+            out[(i, *(slice(a, b) for a, b in zip(edges[0::2], edges[1::2])))] = 0.0
+    return out
+
+
 def tolerance(dtype):
     return {torch.float32: 1e-6, torch.bfloat16: 2**-7, torch.float16: 2**-10}[dtype]
 
@@ -128,6 +140,38 @@ class TestKernel:
         view[0 if channel_dim is None else len(shape) + channel_dim] = channels
         m, s = (torch.tensor(v, dtype=torch.float64).view(view) for v in (mean, std))
         torch.testing.assert_close(got.double(), oracle(x, p, 1 / 255 / s, -m / s), rtol=1e-6, atol=4e-6)
+
+    @pytest.mark.parametrize(
+        "target_shape, dims, dtype, mixed",
+        [
+            ((5, 7), (-2, -1), torch.uint8, False),
+            ((5, 7), (-2, -1), torch.int64, False),
+            ((11,), (-1,), torch.int32, False),
+            ((3, 4, 5), (-3, -2, -1), torch.uint8, False),
+            ((2, 5, 7), (-2, -1), torch.float32, False),
+            ((2, 5, 7), (-2, -1), torch.float32, True),
+            ((5, 7), (-2, -1), torch.float16, True),
+        ],
+    )
+    def test_dense_targets_in_one_launch_match_the_float64_oracle(self, target_shape, dims, dtype, mixed):
+        from oracles import dense_mix_reference
+
+        from mixup_collate.fused import finish_dense, move_draws
+
+        sizes = target_shape[-len(dims) :]
+        p = every_mode(5, (3, *sizes), dims)
+        y = batch(target_shape, dtype if dtype.is_floating_point else torch.uint8).to(dtype)
+        draws = move_draws(p.perm, p.lam, p.mode.long(), p.boxes, None, lambda t: t)
+        y_a, y_b, lam = finish_dense(y, draws, sizes, mixed)
+        assert lam.dtype == torch.float32 and lam.shape == (5, *sizes)
+        torch.testing.assert_close(lam.double(), pixel_lam_reference(p, sizes, dims), rtol=0, atol=1e-7)
+        if mixed:
+            want = dense_mix_reference(y, p.perm, pixel_lam_reference(p, sizes, dims))
+            torch.testing.assert_close(y_a.double(), want, rtol=tolerance(dtype), atol=tolerance(dtype))
+            assert y_b is y_a
+        else:
+            assert y_a.dtype == y_b.dtype == (dtype if dtype.is_floating_point else torch.int64)
+            assert torch.equal(y_a, y.to(y_a.dtype)) and torch.equal(y_b, y[p.perm].to(y_b.dtype))
 
     def test_channels_last_writes_the_same_values_in_the_other_layout(self):
         from mixup_collate.fused import finish_inputs, move_draws
