@@ -310,7 +310,7 @@ class TestOnCuda:
             torch.testing.assert_close(b.cpu(), a, rtol=1e-6, atol=1e-6)
 
     @pytest.mark.parametrize("kwargs", CASES)
-    def test_finishing_waits_for_nothing_and_launches_at_most_four_times_for_classification(self, kwargs):
+    def test_finishing_waits_for_nothing_and_launches_three_times_for_classification(self, kwargs):
         samples = self.samples(kwargs)
         collate = MixupCollate(**kwargs, device="cuda", seed=0)
         collate(samples).finish()  # warm: constants, the compiled kernel
@@ -323,5 +323,5 @@ class TestOnCuda:
                 torch.cuda.set_sync_debug_mode("default")
             torch.cuda.synchronize()
         launches = [e for e in prof.events() if e.device_type == torch.autograd.DeviceType.CUDA]
-        if not kwargs.get("dense_targets"):
-            assert len(launches) <= 4, [e.name for e in launches]
+        # The input's and the draws' copies and one kernel; dense targets add their copy and one kernel.
+        assert len(launches) <= (5 if kwargs.get("dense_targets") else 3), [e.name for e in launches]
