@@ -94,15 +94,19 @@ def move_draws(
     )
 
 
-def _dims_geometry(shape: Sequence[int], dims: Sequence[int]) -> list[int]:
-    """``(stride, size)`` of each region dimension in a contiguous sample, padded to three with ``(1, 1)``."""
+def _region_args(draws: DeviceDraws, shape: Sequence[int], dims: Sequence[int]) -> tuple[int, Tensor, list[int]]:
+    """A kernel's region arguments: ``k``, the edges (any int64 pointer when no sample is cut), and the
+    ``(stride, size)`` of each region dimension of a contiguous ``shape``, padded to three with ``(1, 1)``."""
+    if draws.boxes is None:
+        return 0, draws.perm, [1, 1] * _MAX_DIMS
+    k = draws.boxes.shape[1] // 2
     strides = [1] * len(shape)
     for d in range(len(shape) - 2, -1, -1):
         strides[d] = strides[d + 1] * shape[d + 1]
-    out: list[int] = []
-    for d in dims:
-        out += [strides[d], shape[d]]
-    return out + [1, 1] * (_MAX_DIMS - len(dims))
+    geometry: list[int] = []
+    for d in tuple(dims)[:k]:
+        geometry += [strides[d], shape[d]]
+    return k, draws.boxes, geometry + [1, 1] * (_MAX_DIMS - k)
 
 
 def finish_inputs(
@@ -137,9 +141,7 @@ def finish_inputs(
     shift_t = scale_t if shift is None else shift.reshape(-1).to(torch.float32)
     if not per_channel or scale_t.numel() == 1:
         channel_stride, channels = 1, 1  # one value for every channel
-    k = 0 if draws.boxes is None else draws.boxes.shape[1] // 2
-    geometry = _dims_geometry(shape, tuple(dims)[:k])
-    edges = draws.perm if draws.boxes is None else draws.boxes  # any int64 pointer when no sample is cut
+    k, edges, geometry = _region_args(draws, shape, dims)
     _finish_kernel[(n, triton.cdiv(size, _BLOCK))](
         x, out, draws.perm, draws.mode, draws.lam, edges, scale_t, shift_t, 1.0 if per_channel else float(scale),
         size, *geometry, channel_stride, channels,
@@ -187,9 +189,7 @@ def finish_dense(
     y_b = y_a if mixed_maps else torch.empty(y.shape, dtype=y.dtype if floating else torch.int64, device=y.device)
     if n == 0 or per_sample == 0:
         return y_a, y_b, lam
-    k = 0 if draws.boxes is None else draws.boxes.shape[1] // 2
-    geometry = _dims_geometry(tuple(sizes), tuple(range(-len(sizes), 0))[:k])
-    edges = draws.perm if draws.boxes is None else draws.boxes
+    k, edges, geometry = _region_args(draws, tuple(sizes), range(-len(sizes), 0))
     _dense_kernel[(n, triton.cdiv(per_sample, _BLOCK))](
         y, y_a, y_b, lam, draws.perm, draws.mode, draws.lam, edges, per_sample, pixels, *geometry,
         K=k, MIXED=mixed_maps, WRITES_Y_A=y_a is not y, BLOCK=_BLOCK,
@@ -198,6 +198,42 @@ def finish_dense(
 
 
 if triton is not None:
+
+    @triton.jit
+    def _kinds(
+        mode,
+        row,
+        index,
+        r0_stride,
+        r0_size,
+        r1_stride,
+        r1_size,
+        r2_stride,
+        r2_size,
+        K: tl.constexpr,
+        BLOCK: tl.constexpr,
+    ):
+        """Per element: the sample is blended; the element lies in the region of a cut sample (edges at ``row``).
+
+        ``index`` is the element's place in a contiguous layout whose region dimensions have the given strides
+        and sizes. Scalars are broadcast to blocks before they meet block masks (the interpreter refuses
+        ``bool block | bool scalar``).
+        """
+        zeros = tl.zeros([BLOCK], dtype=tl.int64)
+        blended = (zeros + mode) == 1
+        inside = (zeros + mode) == 2
+        if K >= 1:
+            c0 = (index // r0_stride) % r0_size
+            inside = inside & (c0 >= tl.load(row)) & (c0 < tl.load(row + 1))
+        if K >= 2:
+            c1 = (index // r1_stride) % r1_size
+            inside = inside & (c1 >= tl.load(row + 2)) & (c1 < tl.load(row + 3))
+        if K >= 3:
+            c2 = (index // r2_stride) % r2_size
+            inside = inside & (c2 >= tl.load(row + 4)) & (c2 < tl.load(row + 5))
+        if K == 0:
+            inside = inside & False
+        return blended, inside
 
     @triton.jit
     def _finish_kernel(
@@ -233,23 +269,9 @@ if triton is not None:
         partner = tl.load(perm_ptr + i)
         mode = tl.load(mode_ptr + i)
         lam = tl.load(lam_ptr + i)
-        row = edges_ptr + i * (2 * K)
         own = tl.load(x_ptr + i * size + offs, mask=valid, other=0).to(tl.float32)
-        # Scalars broadcast to blocks before meeting block masks (the interpreter refuses bool block | scalar).
-        zeros = tl.zeros([BLOCK], dtype=tl.int64)
-        blended = (zeros + mode) == 1
-        inside = (zeros + mode) == 2
-        if K >= 1:
-            c0 = (offs // r0_stride) % r0_size
-            inside = inside & (c0 >= tl.load(row)) & (c0 < tl.load(row + 1))
-        if K >= 2:
-            c1 = (offs // r1_stride) % r1_size
-            inside = inside & (c1 >= tl.load(row + 2)) & (c1 < tl.load(row + 3))
-        if K >= 3:
-            c2 = (offs // r2_stride) % r2_size
-            inside = inside & (c2 >= tl.load(row + 4)) & (c2 < tl.load(row + 5))
-        if K == 0:
-            inside = inside & False
+        blended, inside = _kinds(mode, edges_ptr + i * (2 * K), offs, r0_stride, r0_size, r1_stride, r1_size,
+                                 r2_stride, r2_size, K, BLOCK)  # fmt: skip
         wanted = valid & (blended | inside)
         theirs = tl.load(x_ptr + partner * size + offs, mask=wanted, other=0).to(tl.float32)
         value = tl.where(inside, theirs, own)
@@ -289,22 +311,9 @@ if triton is not None:
         partner = tl.load(perm_ptr + i)
         mode = tl.load(mode_ptr + i)
         lam = tl.load(lam_ptr + i)
-        row = edges_ptr + i * (2 * K)
         pixel = offs % pixels  # the element's place among the cut dimensions (every channel of a map shares it)
-        zeros = tl.zeros([BLOCK], dtype=tl.int64)
-        blended = (zeros + mode) == 1
-        inside = (zeros + mode) == 2
-        if K >= 1:
-            c0 = (pixel // r0_stride) % r0_size
-            inside = inside & (c0 >= tl.load(row)) & (c0 < tl.load(row + 1))
-        if K >= 2:
-            c1 = (pixel // r1_stride) % r1_size
-            inside = inside & (c1 >= tl.load(row + 2)) & (c1 < tl.load(row + 3))
-        if K >= 3:
-            c2 = (pixel // r2_stride) % r2_size
-            inside = inside & (c2 >= tl.load(row + 4)) & (c2 < tl.load(row + 5))
-        if K == 0:
-            inside = inside & False
+        blended, inside = _kinds(mode, edges_ptr + i * (2 * K), pixel, r0_stride, r0_size, r1_stride, r1_size,
+                                 r2_stride, r2_size, K, BLOCK)  # fmt: skip
         weight = tl.where(blended, lam, tl.where(inside, 0.0, 1.0))
         tl.store(lam_out_ptr + i * pixels + offs, weight, mask=valid & (offs < pixels))
         own = tl.load(y_ptr + i * size + offs, mask=valid, other=0)
