@@ -164,7 +164,7 @@ class Finisher:
             return DetectionBatch(x, targets, lam=lam, perm=perm, extras=extras)
         y = move(stacked.y, device) if draws is None or draws.targets is None else draws.targets[0]
         weights = lam  # of y_a: per sample, or per pixel for dense targets
-        sizes = tuple(x.shape[d] for d in s.cutmix_dims)
+        sizes = tuple(x.shape[d] for d in s.cutmix_dims) if s.dense_targets else ()  # the cut dims, for dense ones
         dense = None if draws is None or not s.dense_targets else fused.finish_dense(y, draws, sizes, not s.stack_y)
         if dense is not None:  # one launch: the per-pixel lam and both targets
             *targets, weights = dense

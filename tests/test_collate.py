@@ -247,6 +247,12 @@ class TestOptions:
         samples = [(torch.rand(3), i, f"a{i}", 10 * i) for i in range(3)]
         assert list(finished(MixupCollate(device="cpu", extras=[3]), samples).extras) == [3]
 
+    def test_scalar_inputs_are_mixed(self):
+        samples = [(torch.tensor(float(i)), i) for i in range(4)]
+        batch = finished(MixupCollate(device="cpu", seed=0), samples)
+        want = mixup_reference(torch.arange(4.0), batch.perm, batch.lam)
+        torch.testing.assert_close(batch.x.double(), want, rtol=1e-6, atol=1e-6)
+
     def test_nan_and_inf_are_not_cleaned(self):
         samples, _ = image_samples(4)
         samples[1][0][0, 0, 0] = float("nan")
