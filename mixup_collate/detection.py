@@ -161,8 +161,7 @@ def pack_targets(
     length.
     """
     split = [_split_target(t, i, size, keys, per_box_keys) for i, t in enumerate(targets)]
-    names = list(split[0][1])
-    first = split[0][1]
+    first = split[0][1]  # sample 0's per-box fields: every sample's must match them
     for i, (_, per_box, _, _) in enumerate(split):
         masks = per_box.get("masks")
         if masks is not None and tuple(masks.shape[1:]) != size:
@@ -172,8 +171,8 @@ def pack_targets(
                 f"sample {i}'s per-box fields are {sorted(per_box)} but sample 0's are {sorted(first)}; "
                 "every target needs the same per-box fields"
             )
-        for name in names:
-            value, like = per_box[name], first[name]
+        for name, like in first.items():
+            value = per_box[name]
             if value.dtype != like.dtype or value.shape[1:] != like.shape[1:]:
                 raise ValueError(
                     f"sample {i}'s per-box field {name!r} is {value.dtype} of shape {tuple(value.shape)}, but sample "
@@ -183,7 +182,7 @@ def pack_targets(
     return PackedTargets(
         counts=[s[0].shape[0] for s in split],
         boxes=torch.cat([s[0] for s in split]),
-        fields={name: torch.cat([s[1][name] for s in split]) for name in names},
+        fields={name: torch.cat([s[1][name] for s in split]) for name in first},
         size=size,
         per_image=[s[2] for s in split],
         bounding_boxes=split[0][3],
