@@ -70,13 +70,11 @@ def tolerance(dtype):
     return {torch.float32: 1e-6, torch.bfloat16: 2**-7, torch.float16: 2**-10}[dtype]
 
 
-def finished(collate_kwargs, samples, kernel):
-    previous = os.environ.get("MIXUP_COLLATE_KERNEL")
-    os.environ["MIXUP_COLLATE_KERNEL"] = kernel
-    try:
+def finished_with(kernel, collate_kwargs, samples):
+    """The batch a collate finishes with ``MIXUP_COLLATE_KERNEL=kernel``; the environment is restored after."""
+    with pytest.MonkeyPatch.context() as env:
+        env.setenv("MIXUP_COLLATE_KERNEL", kernel)
         return MixupCollate(**collate_kwargs, device=collate_kwargs.pop("device", "cpu"), seed=3)(samples).finish()
-    finally:
-        os.environ["MIXUP_COLLATE_KERNEL"] = previous or "auto"
 
 
 def interpreter_case(device):
@@ -203,7 +201,8 @@ class TestKernel:
         g = torch.Generator().manual_seed(1)
         targets = torch.rand(6, 5, 7, generator=g) if float_maps else torch.randint(0, 3, (6, 5, 7), generator=g)
         samples = [(x[i], targets[i] if dense else i % 3) for i in range(6)]
-        torch_path, fused_path = finished(dict(kwargs), samples, "torch"), finished(dict(kwargs), samples, "triton")
+        torch_path = finished_with("torch", dict(kwargs), samples)
+        fused_path = finished_with("triton", dict(kwargs), samples)
         assert type(fused_path) is type(torch_path)
         for a, b in zip(torch_path, fused_path):
             assert a.dtype == b.dtype and a.shape == b.shape
@@ -283,8 +282,8 @@ class TestOnCuda:
     @pytest.mark.parametrize("kwargs", CASES)
     def test_the_compiled_kernel_gives_the_torch_paths_batch(self, kwargs):
         samples = self.samples(kwargs)
-        torch_path = finished({**kwargs, "device": "cuda"}, samples, "torch")
-        fused_path = finished({**kwargs, "device": "cuda"}, samples, "auto")
+        torch_path = finished_with("torch", {**kwargs, "device": "cuda"}, samples)
+        fused_path = finished_with("auto", {**kwargs, "device": "cuda"}, samples)
         for a, b in zip(torch_path, fused_path):
             if a.is_floating_point():
                 torch.testing.assert_close(b, a, rtol=1e-6, atol=1e-6)
